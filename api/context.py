@@ -1,0 +1,58 @@
+"""The API process's long-lived resources, built once by `create_app()` and shared by routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from shared.config import Settings
+from shared.db import Database
+from shared.queue import Publisher
+from shared.ratelimit import RateLimiter
+from shared.redis_client import make_redis
+from shared.security.api_keys import KeyHasher
+from shared.security.crypto import SecretBox
+from shared.tabpfn.adapter import TabPFNUpstream
+
+
+@dataclass
+class AppContext:
+    """Settings plus the engine, Redis, publisher, crypto and upstream of this process."""
+
+    settings: Settings
+    db: Database
+    redis: redis.Redis
+    publisher: Publisher
+    limiter: RateLimiter
+    box: SecretBox
+    hasher: KeyHasher
+    upstream: TabPFNUpstream
+
+    @classmethod
+    def build(cls, settings: Settings) -> AppContext:
+        client = make_redis(settings.REDIS_URL)
+        box = SecretBox.from_settings(settings)
+        return cls(
+            settings=settings,
+            db=Database(settings, label="api"),
+            redis=client,
+            publisher=Publisher(settings),
+            limiter=RateLimiter(client),
+            box=box,
+            hasher=KeyHasher(
+                box.peppers, rounds=settings.BCRYPT_ROUNDS, cache_ttl_s=settings.API_KEY_CACHE_TTL_S
+            ),
+            upstream=TabPFNUpstream(
+                settings.TABPFN_API_URL,
+                timeout_s=settings.TABPFN_TIMEOUT_S,
+                settings_ttl_s=settings.UPSTREAM_SETTINGS_TTL_S,
+            ),
+        )
+
+    def close(self) -> None:
+        """Release every connection (app shutdown)."""
+        self.db.dispose()
+        self.redis.close()
+        self.publisher.close()
+        self.upstream.close()

@@ -1,0 +1,59 @@
+"""The FastAPI application: `uvicorn api.main:app`.
+
+`create_app(settings)` builds an app around one `AppContext` (engine, Redis, publisher);
+tests pass their own settings. The module attribute `app` is built on first access, so
+importing this module never reads the environment by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import openapi
+from api.context import AppContext
+from api.errors import register_error_handlers
+from api.middleware import RequestContextMiddleware
+from api.routes import auth, jobs, meta, models, usage, users
+from api.schemas.jobs import FitBody, PredictBody
+from shared.config import Settings, get_settings
+from shared.logs import setup_logging
+from shared.version import __version__
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app: logging, resources, middleware, error handlers and routes."""
+    settings = settings or get_settings()
+    setup_logging(settings.LOG_LEVEL, settings.LOG_FORMAT, label="api")
+    context = AppContext.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        context.close()
+
+    app = FastAPI(
+        title="tabpfn-api",
+        version=__version__,
+        summary="TabPFN fits and predictions as background jobs, from any language.",
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.MAX_UPLOAD_BYTES)
+    register_error_handlers(app)
+    app.include_router(meta.router)
+    for router in (auth.router, users.router, models.router, jobs.router, usage.router):
+        app.include_router(router)
+    openapi.install(app, [FitBody, PredictBody])
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """Build `app` lazily for `uvicorn api.main:app` (PEP 562)."""
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

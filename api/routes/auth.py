@@ -1,0 +1,139 @@
+"""Auth: trade a TabPFN token for an API key; manage keys, the stored token, the webhook secret."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+from sqlalchemy import func, select
+
+from api.auth import CurrentUserDep
+from api.deps import ContextDep, SessionDep
+from api.schemas.auth import (
+    KeyIn,
+    KeyOut,
+    NewKeyOut,
+    SetupIn,
+    SetupOut,
+    TokenIn,
+    UserOut,
+    WebhookSecretOut,
+)
+from api.schemas.common import Page, PageNumber, PageSize, error_responses
+from api.services import accounts
+from shared.jobs.schemas import API_PREFIX
+from shared.models import ApiKey
+
+router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"])
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post(
+    "/setup",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SetupOut,
+    responses=error_responses(400, 429, 503),
+)
+def setup(body: SetupIn, request: Request, context: ContextDep, session: SessionDep) -> SetupOut:
+    """Verify a TabPFN token and return an API key (shown once) for its user.
+
+    The same token again finds the same user and issues an additional key."""
+    context.limiter.hit(
+        f"setup:{_client_address(request)}",
+        context.settings.RATE_LIMIT_SETUP_PER_MINUTE,
+        what="setup attempts from this address",
+    )
+    user, key, full_key, webhook_secret = accounts.setup(
+        session, context, body.tabpfn_token.get_secret_value(), body.key_name
+    )
+    session.commit()
+    return SetupOut(
+        user_id=user.id, api_key=full_key, key_id=key.key_id, webhook_secret=webhook_secret
+    )
+
+
+@router.get("/keys", response_model=Page[KeyOut], responses=error_responses(401))
+def list_keys(
+    current: CurrentUserDep,
+    session: SessionDep,
+    page: PageNumber = 1,
+    page_size: PageSize = 20,
+) -> Page[KeyOut]:
+    """Your API keys, newest first (secrets are never shown again)."""
+    scope = ApiKey.user_id == current.id
+    total = session.scalar(select(func.count()).select_from(ApiKey).where(scope)) or 0
+    keys = (
+        session.scalars(
+            select(ApiKey)
+            .where(scope)
+            .order_by(ApiKey.created_at.desc(), ApiKey.key_id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+        .unique()
+        .all()
+    )
+    items = [KeyOut.model_validate(key, from_attributes=True) for key in keys]
+    return Page.of(items, total=total, page=page, page_size=page_size)
+
+
+@router.post(
+    "/keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=NewKeyOut,
+    responses=error_responses(400, 401),
+)
+def create_key(
+    body: KeyIn, current: CurrentUserDep, context: ContextDep, session: SessionDep
+) -> NewKeyOut:
+    """Issue another API key (shown once)."""
+    key, full_key = accounts.issue_key(session, context, current.user, body.name)
+    session.commit()
+    return NewKeyOut(
+        **KeyOut.model_validate(key, from_attributes=True).model_dump(), api_key=full_key
+    )
+
+
+@router.delete(
+    "/keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 404),
+)
+def revoke_key(
+    key_id: str, current: CurrentUserDep, context: ContextDep, session: SessionDep
+) -> Response:
+    """Revoke a key; its very next request gets 401."""
+    accounts.revoke_key(session, context, current.id, key_id)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/tabpfn-token", response_model=UserOut, responses=error_responses(400, 401, 409, 503))
+def replace_tabpfn_token(
+    body: TokenIn, current: CurrentUserDep, context: ContextDep, session: SessionDep
+) -> UserOut:
+    """Verify a new TabPFN token and store it (encrypted) in place of the old one."""
+    accounts.replace_token(session, context, current.user, body.tabpfn_token.get_secret_value())
+    session.commit()
+    return UserOut(
+        id=current.id,
+        created_at=current.user.created_at,
+        updated_at=current.user.updated_at,
+        current_key_id=current.key.key_id,
+    )
+
+
+@router.post(
+    "/webhook-secret",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookSecretOut,
+    responses=error_responses(401),
+)
+def rotate_webhook_secret(
+    current: CurrentUserDep, context: ContextDep, session: SessionDep
+) -> WebhookSecretOut:
+    """Replace the webhook signing secret (shown once); later deliveries use the new one."""
+    secret = accounts.rotate_webhook_secret(context, current.user)
+    session.commit()
+    return WebhookSecretOut(webhook_secret=secret)

@@ -1,0 +1,183 @@
+"""Jobs: poll, list, cancel, download the result, see webhook deliveries."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from api.auth import CurrentUserDep
+from api.deps import ContextDep, SessionDep
+from api.owned import OwnedJob
+from api.routes.models import RETRY_AFTER_S
+from api.schemas.common import Page, PageNumber, PageSize, error_responses
+from api.services import jobs as job_service
+from shared.datasets import parquet
+from shared.errors import Conflict, ValidationFailed
+from shared.jobs import results
+from shared.jobs.schemas import API_PREFIX, JobOut, job_out
+from shared.models import Job, JobKind, JobStatus, Payload, WebhookDelivery
+
+router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
+
+
+class DeliveryOut(BaseModel):
+    """One webhook delivery attempt."""
+
+    id: str
+    event: str
+    attempt: int
+    status: str
+    url: str
+    response_code: int | None
+    error: str | None
+    next_attempt_at: datetime | None
+    attempted_at: datetime | None
+    delivered_at: datetime | None
+
+
+def _poll_headers(response: Response, job: Job) -> None:
+    if not JobStatus(job.status).is_final:
+        response.headers["Retry-After"] = RETRY_AFTER_S
+
+
+@router.get("", response_model=Page[JobOut], responses=error_responses(400, 401))
+def list_jobs(
+    current: CurrentUserDep,
+    session: SessionDep,
+    status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
+    kind: Annotated[JobKind | None, Query()] = None,
+    page: PageNumber = 1,
+    page_size: PageSize = 20,
+) -> Page[JobOut]:
+    """Your jobs, newest first; filter by `status` and `kind`."""
+    conditions = [Job.user_id == current.id]
+    if status_filter is not None:
+        conditions.append(Job.status == status_filter)
+    if kind is not None:
+        conditions.append(Job.kind == kind)
+    total = session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
+    found = session.scalars(
+        select(Job)
+        .where(*conditions)
+        .order_by(Job.created_at.desc(), Job.id)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+    return Page.of([job_out(j) for j in found], total=total, page=page, page_size=page_size)
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=error_responses(400, 401, 403, 404))
+def get_job(job: OwnedJob, response: Response) -> JobOut:
+    """One job; `Retry-After` says when to poll again while it is not finished."""
+    _poll_headers(response, job)
+    return job_out(job)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses=error_responses(400, 401, 403, 404, 409),
+)
+def cancel_job(job: OwnedJob, context: ContextDep, session: SessionDep) -> JobOut:
+    """Cancel a queued job, or a running one (its result is then discarded); 409 if it ended."""
+    return job_out(job_service.cancel(session, context, job))
+
+
+def _prediction_rows(session: SessionDep, job: Job) -> list[Any]:
+    assert job.result is not None
+    if job.result.get("inline", True):
+        return list(job.result.get("predictions") or [])
+    payload = session.get(Payload, job.result_payload_id) if job.result_payload_id else None
+    if payload is None:
+        raise Conflict(f"The result of job {job.id} is no longer stored.", code="RESULT_EXPIRED")
+    return results.to_rows(parquet.read_frame(payload.data), str(job.result["output_type"]))
+
+
+@router.get(
+    "/{job_id}/result",
+    responses={
+        200: {"content": {"application/json": {}, "text/csv": {}}},
+        **error_responses(400, 401, 403, 404, 409),
+    },
+)
+def get_result(
+    job: OwnedJob, session: SessionDep, format: Annotated[Literal["json", "csv"], Query()] = "json"
+) -> Response:
+    """The job's result as a file: predictions as JSON or CSV (a fit's summary as JSON)."""
+    if job.status is not JobStatus.SUCCEEDED or job.result is None:
+        raise Conflict(
+            f"Job {job.id} is {job.status}; its result exists once it has succeeded.",
+            code="JOB_NOT_SUCCEEDED",
+        )
+    filename = f"job-{job.id}"
+    if job.kind is JobKind.FIT:
+        if format == "csv":
+            raise ValidationFailed("A fit job's result is JSON only; use format=json.")
+        return JSONResponse(job.result, headers=_attachment(f"{filename}.json"))
+    output_type = str(job.result["output_type"])
+    rows = _prediction_rows(session, job)
+    classes, quantiles = job.result.get("classes"), job.result.get("quantiles")
+    if format == "json":
+        body = {
+            "output_type": output_type,
+            "classes": classes,
+            "quantiles": quantiles,
+            "predictions": rows,
+        }
+        return JSONResponse(body, headers=_attachment(f"{filename}.json"))
+    frame = results.to_frame(rows, output_type, classes, quantiles)
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index_label="row")
+    return Response(
+        buffer.getvalue(), media_type="text/csv", headers=_attachment(f"{filename}.csv")
+    )
+
+
+def _attachment(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
+
+
+@router.get(
+    "/{job_id}/deliveries",
+    response_model=Page[DeliveryOut],
+    responses=error_responses(400, 401, 403, 404),
+)
+def list_deliveries(
+    job: OwnedJob,
+    session: SessionDep,
+    page: PageNumber = 1,
+    page_size: PageSize = 20,
+) -> Page[DeliveryOut]:
+    """Every webhook delivery attempt for this job, oldest first."""
+    scope = WebhookDelivery.job_id == job.id
+    total = session.scalar(select(func.count()).select_from(WebhookDelivery).where(scope)) or 0
+    attempts = session.scalars(
+        select(WebhookDelivery)
+        .where(scope)
+        .order_by(WebhookDelivery.attempt, WebhookDelivery.created_at)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+    items = [
+        DeliveryOut(
+            id=str(a.id),
+            event=a.event,
+            attempt=a.attempt,
+            status=a.status.value,
+            url=a.url,
+            response_code=a.response_code,
+            error=a.error,
+            next_attempt_at=a.next_attempt_at,
+            attempted_at=a.attempted_at,
+            delivered_at=a.delivered_at,
+        )
+        for a in attempts
+    ]
+    return Page.of(items, total=total, page=page, page_size=page_size)

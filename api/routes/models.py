@@ -1,0 +1,173 @@
+"""Models: submit a fit, list and inspect models, delete one, submit a prediction."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+from sqlalchemy import func, select
+
+from api.auth import CurrentUser, CurrentUserDep
+from api.body import RawBodyDep
+from api.deps import ContextDep, SessionDep
+from api.openapi import request_body
+from api.owned import OwnedModel
+from api.schemas.common import Page, PageNumber, PageSize, error_responses
+from api.schemas.jobs import FitBody, PredictBody
+from api.services import jobs as job_service
+from api.services.submissions import read_fit, read_predict
+from shared.jobs.schemas import API_PREFIX, JobOut, ModelOut, job_out, model_out
+from shared.models import Job, Model, ModelStatus
+from shared.queue import TaskName
+from shared.tabpfn.adapter import Limits, available_models
+
+router = APIRouter(prefix=f"{API_PREFIX}/models", tags=["models"])
+RETRY_AFTER_S = "1"
+
+FIT_FORM = {
+    "task": "classification or regression",
+    "target_column": "The file's column to predict.",
+    "config": "JSON object of TabPFN options.",
+    "name": "A name for the model.",
+    "callback_url": "URL for the job's webhook.",
+}
+PREDICT_FORM = {
+    "output_type": "preds/probas (classification); mean/median/mode/quantiles (regression).",
+    "quantiles": "JSON array of quantiles, with output_type quantiles.",
+    "config": "JSON object of TabPFN options.",
+    "callback_url": "URL for the job's webhook.",
+}
+
+
+def accepted(response: Response, job: Job) -> JobOut:
+    """202 headers: where to poll, and how soon."""
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    response.headers["Retry-After"] = RETRY_AFTER_S
+    return job_out(job)
+
+
+def _limits_for(context: ContextDep, current: CurrentUser, model_path: str | None) -> Limits | None:
+    return context.upstream.limits(
+        current.tabpfn_token(), current.user.token_fingerprint, model_path
+    )
+
+
+@router.get("/available", response_model=dict[str, list[str]])
+def list_available() -> dict[str, list[str]]:
+    """The TabPFN model names per task (for `config.model_path`). No authentication needed."""
+    return available_models()
+
+
+@router.post(
+    "/fit",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses=error_responses(400, 401, 413, 415, 422, 429),
+    openapi_extra=request_body(FitBody, FIT_FORM),
+)
+def fit(
+    current: CurrentUserDep,
+    raw: RawBodyDep,
+    context: ContextDep,
+    session: SessionDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JobOut:
+    """Validate the training data and queue a fit job (202). Poll the job, or get a webhook."""
+    context.limiter.hit(
+        f"jobs:{current.id}", context.settings.RATE_LIMIT_JOBS_PER_MINUTE, what="job submissions"
+    )
+    idem = job_service.idempotency(idempotency_key, raw, "fit")
+    existing = job_service.replay(session, current.id, idem)
+    if existing is not None:
+        return accepted(response, existing)
+    submission = read_fit(
+        raw,
+        lambda path: _limits_for(context, current, path),
+        allow_private_urls=context.settings.WEBHOOK_ALLOW_PRIVATE_URLS,
+    )
+    job = job_service.create_fit(session, context, current, submission, idem)
+    job_service.publish(session, context, job)
+    return accepted(response, job)
+
+
+@router.post(
+    "/{model_id}/predict",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
+    openapi_extra=request_body(PredictBody, PREDICT_FORM),
+)
+def predict(
+    current: CurrentUserDep,
+    model: OwnedModel,
+    raw: RawBodyDep,
+    context: ContextDep,
+    session: SessionDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JobOut:
+    """Validate the rows against the model and queue a predict job (202)."""
+    context.limiter.hit(
+        f"jobs:{current.id}", context.settings.RATE_LIMIT_JOBS_PER_MINUTE, what="job submissions"
+    )
+    idem = job_service.idempotency(idempotency_key, raw, f"predict:{model.id}")
+    existing = job_service.replay(session, current.id, idem)
+    if existing is not None:
+        return accepted(response, existing)
+    job_service.require_ready(model)
+    submission = read_predict(
+        raw,
+        model,
+        _limits_for(context, current, model.config.get("model_path")),
+        allow_private_urls=context.settings.WEBHOOK_ALLOW_PRIVATE_URLS,
+    )
+    job = job_service.create_predict(
+        session, context, current=current, model=model, sub=submission, idem=idem
+    )
+    job_service.publish(session, context, job)
+    return accepted(response, job)
+
+
+@router.get("", response_model=Page[ModelOut], responses=error_responses(400, 401))
+def list_models(
+    current: CurrentUserDep,
+    session: SessionDep,
+    status_filter: Annotated[ModelStatus | None, Query(alias="status")] = None,
+    page: PageNumber = 1,
+    page_size: PageSize = 20,
+) -> Page[ModelOut]:
+    """Your models, newest first."""
+    conditions = [Model.user_id == current.id]
+    if status_filter is not None:
+        conditions.append(Model.status == status_filter)
+    total = session.scalar(select(func.count()).select_from(Model).where(*conditions)) or 0
+    models = session.scalars(
+        select(Model)
+        .where(*conditions)
+        .order_by(Model.created_at.desc(), Model.id)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+    return Page.of([model_out(m) for m in models], total=total, page=page, page_size=page_size)
+
+
+@router.get("/{model_id}", response_model=ModelOut, responses=error_responses(400, 401, 403, 404))
+def get_model(model: OwnedModel) -> ModelOut:
+    """One model."""
+    return model_out(model)
+
+
+@router.delete(
+    "/{model_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(400, 401, 403, 404),
+)
+def delete_model(model: OwnedModel, context: ContextDep, session: SessionDep) -> Response:
+    """Delete a model; its queued and running jobs are canceled."""
+    deliveries = job_service.cancel_model_jobs(session, context, model.id)
+    session.delete(model)
+    session.commit()
+    for delivery_id in deliveries:
+        context.publisher.publish(TaskName.DELIVER_WEBHOOK, delivery_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,286 @@
+"""Creating, publishing and canceling jobs (DESIGN §6.1, §6.7).
+
+Commit, then publish, then answer 202: the job and its payload are in Postgres before any
+message names them. A failed publish leaves the job `queued` with no message recorded,
+and the sweeper publishes it; the client gets its 202 either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.auth import CurrentUser
+from api.body import RawBody
+from api.context import AppContext
+from api.services.submissions import FitSubmission, PredictSubmission
+from shared import metrics
+from shared.datasets import parquet
+from shared.errors import Conflict, IdempotencyKeyReused, ValidationFailed
+from shared.jobs import transitions
+from shared.models import (
+    Job,
+    JobKind,
+    JobStatus,
+    Model,
+    ModelStatus,
+    Payload,
+    PayloadKind,
+)
+from shared.queue import TaskName
+
+logger = logging.getLogger(__name__)
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    key: str
+    request_hash: str
+
+
+def idempotency(header: str | None, raw: RawBody, scope: str) -> Idempotency | None:
+    """The key and a hash of what was sent (byte for byte), scoped to the route."""
+    if header is None:
+        return None
+    key = header.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise ValidationFailed(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters.")
+    digest = hashlib.sha256(scope.encode())
+    if raw.json_bytes is not None:
+        digest.update(raw.json_bytes)
+    else:
+        for name in sorted(raw.fields):
+            digest.update(f"\x00{name}={raw.fields[name]}".encode())
+        digest.update(b"\x00file=" + (raw.file_bytes or b""))
+    return Idempotency(key=key, request_hash=digest.hexdigest())
+
+
+def replay(session: Session, user_id: uuid.UUID, idem: Idempotency | None) -> Job | None:
+    """The job an earlier identical request made; 422 if the key came with another body."""
+    if idem is None:
+        return None
+    job = session.scalars(
+        select(Job).where(Job.user_id == user_id, Job.idempotency_key == idem.key)
+    ).one_or_none()
+    if job is None:
+        return None
+    if job.created_at < datetime.now(UTC) - IDEMPOTENCY_WINDOW:
+        job.idempotency_key = None  # expired: the key may name a new job
+        session.flush()
+        return None
+    if job.request_hash != idem.request_hash:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used with a different request in the last 24 hours; "
+            "use a new key for a new request."
+        )
+    return job
+
+
+def _payload(user_id: uuid.UUID, kind: PayloadKind, encoded: parquet.Encoded) -> Payload:
+    return Payload(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        kind=kind,
+        sha256=encoded.sha256,
+        format=parquet.FORMAT,
+        rows=encoded.rows,
+        cols=encoded.cols,
+        size_bytes=len(encoded.data),
+        data=encoded.data,
+    )
+
+
+def _new_job(
+    context: AppContext,
+    *,
+    current: CurrentUser,
+    kind: JobKind,
+    model_id: uuid.UUID,
+    payload_id: uuid.UUID,
+    params: dict[str, Any],
+    callback_url: str | None,
+    idem: Idempotency | None,
+) -> Job:
+    now = datetime.now(UTC)
+    return Job(
+        id=uuid.uuid4(),
+        user_id=current.id,
+        kind=kind,
+        status=JobStatus.QUEUED,
+        model_id=model_id,
+        input_payload_id=payload_id,
+        params=params,
+        attempts=0,
+        max_attempts=context.settings.JOB_MAX_ATTEMPTS,
+        run_after=now,
+        # Optimistic: the publish right after the commit nearly always succeeds; when it
+        # does not, publish() clears this and the sweeper takes over.
+        published_at=now,
+        callback_url=callback_url,
+        idempotency_key=idem.key if idem else None,
+        request_hash=idem.request_hash if idem else None,
+        created_at=now,
+    )
+
+
+def create_fit(
+    session: Session,
+    context: AppContext,
+    current: CurrentUser,
+    sub: FitSubmission,
+    idem: Idempotency | None,
+) -> Job:
+    """Store the training data, a pending model and a queued fit job, in one transaction."""
+    payload = _payload(
+        current.id, PayloadKind.FIT_INPUT, parquet.encode(sub.table.frame, sub.target.values)
+    )
+    model = Model(
+        id=uuid.uuid4(),
+        user_id=current.id,
+        name=sub.options.name,
+        task=sub.options.task,
+        status=ModelStatus.PENDING,
+        n_samples=sub.table.n_rows,
+        n_features=sub.table.n_cols,
+        feature_names=sub.table.names,
+        feature_kinds=[kind.value for kind in sub.table.kinds],
+        classes=sub.target.classes,
+        config=sub.options.config.model_dump(exclude_defaults=True),
+        dataset_id=payload.id,
+    )
+    job = _new_job(
+        context,
+        current=current,
+        kind=JobKind.FIT,
+        model_id=model.id,
+        payload_id=payload.id,
+        params={},
+        callback_url=sub.options.callback_url,
+        idem=idem,
+    )
+    model.fit_job_id = job.id
+    # No ORM relationships order these inserts, so flush them in dependency order.
+    for row in (payload, model, job):
+        session.add(row)
+        session.flush()
+    return _commit_new(session, job, current, idem)
+
+
+def create_predict(
+    session: Session,
+    context: AppContext,
+    *,
+    current: CurrentUser,
+    model: Model,
+    sub: PredictSubmission,
+    idem: Idempotency | None,
+) -> Job:
+    """Store the rows to predict and a queued predict job, in one transaction."""
+    payload = _payload(current.id, PayloadKind.PREDICT_INPUT, parquet.encode(sub.table.frame))
+    params = {
+        "output_type": sub.output_type,
+        "quantiles": sub.quantiles,
+        "config": sub.options.config.model_dump(exclude_none=True),
+    }
+    job = _new_job(
+        context,
+        current=current,
+        kind=JobKind.PREDICT,
+        model_id=model.id,
+        payload_id=payload.id,
+        params=params,
+        callback_url=sub.options.callback_url,
+        idem=idem,
+    )
+    session.add(payload)
+    session.flush()
+    session.add(job)
+    return _commit_new(session, job, current, idem)
+
+
+def _commit_new(session: Session, job: Job, current: CurrentUser, idem: Idempotency | None) -> Job:
+    try:
+        session.commit()
+    except IntegrityError:
+        # The same Idempotency-Key raced us: answer with the job that won.
+        session.rollback()
+        existing = replay(session, current.id, idem)
+        if existing is None:
+            raise
+        return existing
+    metrics.JOBS_CREATED.labels(job.kind.value).inc()
+    return job
+
+
+def publish(session: Session, context: AppContext, job: Job) -> None:
+    """Hand the job id to the broker; on failure leave it to the sweeper."""
+    task = TaskName.RUN_FIT if job.kind is JobKind.FIT else TaskName.RUN_PREDICT
+    if context.publisher.publish(task, job.id):
+        return
+    session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status == JobStatus.QUEUED)
+        .values(published_at=None)
+    )
+    session.commit()
+    logger.warning(
+        "job %s accepted; the broker is unavailable, the sweeper will publish it", job.id
+    )
+
+
+def require_ready(model: Model) -> None:
+    """Predictions need a fitted model."""
+    if model.status is ModelStatus.READY:
+        return
+    if model.status is ModelStatus.PENDING:
+        message = (
+            f"Model {model.id} is still being fit; poll its fit job and predict once it succeeded."
+        )
+    else:
+        message = f"Model {model.id} failed to fit; see its fit job's error and fit again."
+    raise Conflict(message, code="MODEL_NOT_READY")
+
+
+def cancel(session: Session, context: AppContext, job: Job) -> Job:
+    """Cancel a queued or running job (a running job's result will be discarded)."""
+    if JobStatus(job.status).is_final:
+        raise Conflict(f"Job {job.id} already ended ({job.status}).", code="JOB_FINISHED")
+    finished = transitions.finish(
+        session, job.id, JobStatus.CANCELED, error=("CANCELED", "Canceled by the user.")
+    )
+    if finished is None:  # it ended between our read and the update
+        session.rollback()
+        session.refresh(job)
+        raise Conflict(f"Job {job.id} already ended ({job.status}).", code="JOB_FINISHED")
+    session.commit()
+    metrics.job_finished(finished.job)
+    if finished.delivery is not None:
+        context.publisher.publish(TaskName.DELIVER_WEBHOOK, finished.delivery.id)
+    return finished.job
+
+
+def cancel_model_jobs(
+    session: Session, context: AppContext, model_id: uuid.UUID
+) -> list[uuid.UUID]:
+    """Cancel every unfinished job of a model (before deleting it); returns delivery ids."""
+    deliveries: list[uuid.UUID] = []
+    job_ids = session.scalars(
+        select(Job.id).where(Job.model_id == model_id, Job.status.in_(transitions.ACTIVE))
+    ).all()
+    for job_id in job_ids:
+        finished = transitions.finish(
+            session, job_id, JobStatus.CANCELED, error=("CANCELED", "The model was deleted.")
+        )
+        if finished is not None and finished.delivery is not None:
+            deliveries.append(finished.delivery.id)
+    return deliveries

@@ -1,0 +1,185 @@
+"""Turn a fit or predict body into validated data, or a 4xx that says what to fix.
+
+Everything is checked here, at submission: the shape and types of every cell, the target,
+the options, the callback URL, and the upstream's size limits. A job reaches a worker
+only with data the upstream can take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from api.body import RawBody, form_json, parse_json_object
+from api.errors import describe_validation_errors
+from api.schemas.jobs import (
+    CLASSIFICATION_OUTPUTS,
+    DEFAULT_QUANTILES,
+    REGRESSION_OUTPUTS,
+    FitOptions,
+    PredictOptions,
+)
+from shared.datasets import file_input, json_input, limits
+from shared.datasets.table import ColumnKind, FeatureTable, Target
+from shared.errors import ValidationFailed
+from shared.models import Model, Task
+from shared.tabpfn.adapter import Limits, available_models
+from shared.webhooks.urls import check_callback_url
+
+LimitsLookup = Callable[[str | None], Limits | None]
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+_AUTO_MODEL_PATHS = ("auto", "default")
+
+
+@dataclass
+class FitSubmission:
+    options: FitOptions
+    table: FeatureTable
+    target: Target
+
+
+@dataclass
+class PredictSubmission:
+    options: PredictOptions
+    table: FeatureTable
+    output_type: str
+    quantiles: list[float] | None
+
+
+def _options(model: type[OptionsT], values: dict[str, Any]) -> OptionsT:
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        message, details = describe_validation_errors(list(error.errors()))
+        raise ValidationFailed(message, details=details) from None
+
+
+def _form_values(
+    raw: RawBody, json_fields: tuple[str, ...], drop: tuple[str, ...]
+) -> dict[str, Any]:
+    values: dict[str, Any] = {k: v for k, v in raw.fields.items() if k not in drop}
+    for name in json_fields:
+        if name in values:
+            values[name] = form_json(raw.fields, name)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def read_fit(raw: RawBody, limits_for: LimitsLookup, *, allow_private_urls: bool) -> FitSubmission:
+    """Validate a fit request (JSON rows, or a CSV/Parquet file with `target_column`)."""
+    if raw.is_multipart:
+        if raw.file_bytes is None:
+            raise ValidationFailed("The multipart body has no `file` field (CSV or Parquet).")
+        target_column = raw.fields.get("target_column")
+        if not target_column:
+            raise ValidationFailed("Form field `target_column` names the column to predict.")
+        options = _options(FitOptions, _form_values(raw, ("config",), ("target_column",)))
+        frame = file_input.read_table(raw.file_bytes, raw.filename)
+        features, target = file_input.split_target(frame, target_column, options.task)
+        table = file_input.to_feature_table(features)
+    else:
+        body = parse_json_object(raw.json_bytes or b"")
+        rows, labels = body.pop("features", None), body.pop("target", None)
+        options = _options(FitOptions, body)
+        if rows is None or labels is None:
+            missing = "features" if rows is None else "target"
+            raise ValidationFailed(f"{missing} is required.")
+        table = json_input.parse_features(rows, names=options.feature_names)
+        target = json_input.parse_target(labels, table.n_rows, options.task)
+    _check_config(options, table)
+    _check_callback(options.callback_url, allow_private_urls)
+    n_classes = len(target.classes) if target.classes is not None else None
+    limits.check_fit_limits(table, n_classes, limits_for(options.config.model_path))
+    return FitSubmission(options=options, table=table, target=target)
+
+
+def _check_config(options: FitOptions, table: FeatureTable) -> None:
+    config = options.config
+    path = config.model_path
+    known = available_models()[options.task.value]
+    if path is not None and path not in _AUTO_MODEL_PATHS and path not in known:
+        raise ValidationFailed(
+            f"config.model_path {path!r} is not a known {options.task.value} model; "
+            "see GET /api/v1/models/available.",
+            details={"available": known},
+        )
+    for index in config.categorical_features_indices or []:
+        if not 0 <= index < table.n_cols:
+            raise ValidationFailed(
+                f"config.categorical_features_indices holds {index}, but the features have "
+                f"{table.n_cols} columns (0 to {table.n_cols - 1})."
+            )
+    if config.balance_probabilities is not None and options.task is Task.REGRESSION:
+        raise ValidationFailed("config.balance_probabilities applies to classification only.")
+
+
+def _check_callback(url: str | None, allow_private: bool) -> None:
+    if url is not None:
+        check_callback_url(url, allow_private=allow_private)
+
+
+def read_predict(
+    raw: RawBody, model: Model, model_limits: Limits | None, *, allow_private_urls: bool
+) -> PredictSubmission:
+    """Validate a predict request against the model it targets."""
+    kinds = [ColumnKind(kind) for kind in model.feature_kinds]
+    if raw.is_multipart:
+        if raw.file_bytes is None:
+            raise ValidationFailed("The multipart body has no `file` field (CSV or Parquet).")
+        options = _options(PredictOptions, _form_values(raw, ("config", "quantiles"), ()))
+        frame = file_input.read_table(raw.file_bytes, raw.filename)
+        _check_width(frame.shape[1], model)
+        _check_names([str(c) for c in frame.columns], model)
+        table = file_input.to_feature_table(frame, expected_kinds=kinds)
+    else:
+        body = parse_json_object(raw.json_bytes or b"")
+        rows = body.pop("features", None)
+        options = _options(PredictOptions, body)
+        if rows is None:
+            raise ValidationFailed("features is required.")
+        if isinstance(rows, list) and rows and isinstance(rows[0], list):
+            _check_width(len(rows[0]), model)
+        table = json_input.parse_features(rows, names=model.feature_names, expected_kinds=kinds)
+    output_type, quantiles = _output(options, model)
+    _check_callback(options.callback_url, allow_private_urls)
+    limits.check_predict_limits(table, model.n_samples, model_limits)
+    return PredictSubmission(
+        options=options, table=table, output_type=output_type, quantiles=quantiles
+    )
+
+
+def _check_width(n_cols: int, model: Model) -> None:
+    if n_cols != model.n_features:
+        raise ValidationFailed(
+            f"The features have {n_cols} columns but model {model.id} was fit on "
+            f"{model.n_features}; send the same columns in the same order.",
+            code="FEATURE_COUNT_MISMATCH",
+        )
+
+
+def _check_names(names: list[str], model: Model) -> None:
+    if model.feature_names is None:
+        return
+    for index, (sent, fitted) in enumerate(zip(names, model.feature_names, strict=True)):
+        if sent != fitted:
+            raise ValidationFailed(
+                f"Column {index} is {sent!r} but the model was fit with {fitted!r} there; "
+                "send the same columns in the same order."
+            )
+
+
+def _output(options: PredictOptions, model: Model) -> tuple[str, list[float] | None]:
+    allowed = CLASSIFICATION_OUTPUTS if model.task is Task.CLASSIFICATION else REGRESSION_OUTPUTS
+    output_type = options.output_type or allowed[0]
+    if output_type not in allowed:
+        raise ValidationFailed(
+            f"output_type {output_type!r} does not apply to a {model.task.value} model; "
+            f"use one of {', '.join(allowed)}."
+        )
+    if options.quantiles is not None and output_type != "quantiles":
+        raise ValidationFailed("quantiles apply only with output_type 'quantiles'.")
+    if output_type == "quantiles":
+        return output_type, options.quantiles or list(DEFAULT_QUANTILES)
+    return output_type, None

@@ -1,0 +1,125 @@
+"""Uploaded files (CSV or Parquet) → the same FeatureTable and Target as JSON input.
+
+Column names come from the file's header. Numeric columns become float64; text columns
+must hold only text and missing values; booleans become the categories "True"/"False";
+any other type (dates, lists, …) is refused with the column's name.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shared.datasets.json_input import check_feature_names, parse_target
+from shared.datasets.table import ColumnKind, FeatureTable, Target, column_label
+from shared.errors import ValidationFailed
+from shared.models.enums import Task
+
+PARQUET_MAGIC = b"PAR1"
+
+
+def read_table(content: bytes, filename: str | None) -> pd.DataFrame:
+    """Read a CSV or Parquet upload (Parquet recognised by its magic bytes or extension)."""
+    if not content:
+        raise ValidationFailed("The uploaded file is empty.")
+    name = (filename or "").lower()
+    if content[:4] == PARQUET_MAGIC or name.endswith((".parquet", ".pq")):
+        try:
+            frame: pd.DataFrame = pq.read_table(io.BytesIO(content)).to_pandas()
+            return frame
+        except (pa.ArrowException, OSError, ValueError) as error:
+            raise ValidationFailed(f"The file is not readable Parquet: {error}") from None
+    try:
+        return pd.read_csv(io.BytesIO(content), skipinitialspace=True)
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+        ValueError,
+    ) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValidationFailed(f"The file is not readable CSV: {message}") from None
+
+
+def _column(
+    series: pd.Series, index: int, names: list[str]
+) -> tuple[ColumnKind, np.ndarray[Any, Any]]:
+    label = column_label(index, names)
+    if pd.api.types.is_bool_dtype(series):
+        return ColumnKind.CATEGORICAL, series.map(str).to_numpy(dtype=object)
+    if pd.api.types.is_numeric_dtype(series):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        infinite = np.isinf(values)
+        if infinite.any():
+            raise ValidationFailed(
+                f"{label}, row {int(np.argmax(infinite))} is not a finite number."
+            )
+        return ColumnKind.NUMERIC, values
+    if pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series):
+        values = series.to_numpy(dtype=object)
+        for row, value in enumerate(values):
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                values[row] = None
+            elif not isinstance(value, str):
+                raise ValidationFailed(
+                    f"{label}, row {row} holds {type(value).__name__} among text; "
+                    "use one type per column."
+                )
+        return ColumnKind.CATEGORICAL, values
+    raise ValidationFailed(
+        f"{label} has type {series.dtype}; convert it to numbers or text before uploading."
+    )
+
+
+def to_feature_table(
+    frame: pd.DataFrame, *, expected_kinds: list[ColumnKind] | None = None
+) -> FeatureTable:
+    """Type-check every column of an uploaded table."""
+    if frame.shape[0] == 0:
+        raise ValidationFailed("The uploaded table has no rows.")
+    if frame.shape[1] == 0:
+        raise ValidationFailed("The uploaded table has no feature columns.")
+    names = check_feature_names([str(c) for c in frame.columns], frame.shape[1])
+    assert names is not None
+    columns: dict[str, np.ndarray[Any, Any]] = {}
+    kinds: list[ColumnKind] = []
+    for index, name in enumerate(names):
+        kind, values = _column(frame.iloc[:, index], index, names)
+        expected = expected_kinds[index] if expected_kinds else None
+        if expected is ColumnKind.CATEGORICAL and kind is ColumnKind.NUMERIC:
+            kind = expected
+            values = np.array([None if np.isnan(v) else _number_text(v) for v in values], object)
+        elif expected is ColumnKind.NUMERIC and kind is ColumnKind.CATEGORICAL:
+            if any(v is not None for v in values):
+                raise ValidationFailed(
+                    f"{column_label(index, names)} held numbers when the model was fit, but "
+                    "here it holds text."
+                )
+            kind, values = expected, np.full(len(values), np.nan)
+        columns[name] = values
+        kinds.append(kind)
+    return FeatureTable(frame=pd.DataFrame(columns, copy=False), kinds=kinds, names=names)
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def split_target(
+    frame: pd.DataFrame, target_column: str, task: Task
+) -> tuple[pd.DataFrame, Target]:
+    """Separate the target column from the features and validate it."""
+    if target_column not in frame.columns:
+        available = ", ".join(repr(str(c)) for c in list(frame.columns)[:20])
+        raise ValidationFailed(
+            f"target_column {target_column!r} is not a column of the file (columns: {available})."
+        )
+    series = frame[target_column]
+    values = [None if pd.isna(v) else v for v in series.tolist()]
+    target = parse_target(values, len(values), task)
+    return frame.drop(columns=[target_column]), target

@@ -1,0 +1,1 @@
+"""Jobs: the public shapes and the state transitions both the API and the worker use."""

@@ -1,0 +1,58 @@
+"""String enums for every state column; their values are what the API shows."""
+
+from enum import StrEnum
+
+
+class Task(StrEnum):
+    """What a model predicts."""
+
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
+class ModelStatus(StrEnum):
+    """A model is `pending` until its fit job succeeds (`ready`) or ends otherwise (`failed`)."""
+
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class JobKind(StrEnum):
+    """The two kinds of background work."""
+
+    FIT = "fit"
+    PREDICT = "predict"
+
+
+class JobStatus(StrEnum):
+    """The job state machine (DESIGN §6)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_JOB_STATUSES
+
+
+FINAL_JOB_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+
+
+class PayloadKind(StrEnum):
+    """Why a payload row exists; retention uses it."""
+
+    FIT_INPUT = "fit_input"
+    PREDICT_INPUT = "predict_input"
+    RESULT = "result"
+
+
+class DeliveryStatus(StrEnum):
+    """One webhook delivery attempt: scheduled, then delivered or failed."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"

@@ -1,0 +1,62 @@
+"""Jobs: the row is the state machine; a Celery message only carries its id (DESIGN §6)."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.models.base import Base, CreatedAtMixin, new_id, str_enum
+from shared.models.enums import JobKind, JobStatus
+
+
+class Job(CreatedAtMixin, Base):
+    """One fit or predict; claimed by compare-and-set with a lease, finished exactly once."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # The sweeper's scans: queued jobs due for (re)publishing, running jobs by lease.
+        Index("ix_jobs_status_run_after", "status", "run_after"),
+        Index("ix_jobs_user_id_created_at", "user_id", "created_at"),
+        Index(
+            "uq_jobs_user_id_idempotency_key",
+            "user_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[JobKind] = mapped_column(str_enum(JobKind))
+    status: Mapped[JobStatus] = mapped_column(str_enum(JobStatus))
+    model_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("models.id", ondelete="SET NULL"), index=True
+    )
+    input_payload_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("payloads.id", ondelete="SET NULL"), index=True
+    )
+    params: Mapped[dict[str, Any]]
+    result: Mapped[dict[str, Any] | None]
+    result_payload_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("payloads.id", ondelete="SET NULL"), index=True
+    )
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    lease_token: Mapped[uuid.UUID | None]
+    lease_expires_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    run_after: Mapped[datetime] = mapped_column(server_default=func.now())
+    published_at: Mapped[datetime | None]
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    upstream_trace_id: Mapped[str | None] = mapped_column(String(100))
+    timings: Mapped[dict[str, Any] | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())

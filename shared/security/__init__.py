@@ -1,0 +1,1 @@
+"""Secrets at rest and API keys: encryption, token fingerprints, key hashing."""

@@ -1,0 +1,1 @@
+"""The TabPFN upstream: the adapter (only importer of tabpfn_client), its config and errors."""

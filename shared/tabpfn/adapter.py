@@ -1,0 +1,484 @@
+"""The TabPFN upstream: the only module that imports `tabpfn_client` (pinned to 0.6.1).
+
+Multi-user safety (reference §3). tabpfn-client keeps process-global state: one class-level
+`httpx.Client` created at import, a global bearer header, an `init()` flag and a 1-hour
+settings cache. We touch none of it. Each process gets its own subclass of `ServiceClient`
+bound to a fresh `httpx.Client` for our base URL (re-created after a fork, so no pooled
+socket is ever shared by two processes), with no default Authorization header; every call
+carries the user's token in per-request headers; `init()` is never called. The client's own
+code (uploads, chunking, dedup, polling, retries, error parsing) runs unmodified.
+
+Errors become the typed exceptions of `shared.tabpfn.errors`. The client reduces HTTP errors
+to strings, so an httpx response hook records the status, `Retry-After` and body fields of
+the last failed response in this thread, and the translation reads that record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, cast
+
+import httpx
+import numpy as np
+import pandas as pd
+import tabpfn_client
+from tabpfn_client.api_models import (
+    ClassifierConfig,
+    ClassifierPredictParams,
+    ClassifierTabPFNConfig,
+    GetSettingsResponse,
+    ModelLimit,
+    RegressorConfig,
+    RegressorPredictParams,
+    RegressorTabPFNConfig,
+)
+from tabpfn_client.client import ServiceClient
+from tabpfn_client.errors import (
+    CappedRetryableServerError,
+    FittedModelNotFoundError,
+    RetryableServerError,
+)
+from tabpfn_client.estimator import (
+    TabPFNClassifier,
+    TabPFNRegressor,
+    _build_fit_task_config,
+    _build_tabpfn_systems,
+    _clean_text_features,
+)
+from tabpfn_client.models import ApiMode, ClientOptions
+from tabpfn_client.utils import model_limit_from_version, model_version_from_path
+
+from shared.models.enums import Task
+from shared.tabpfn import errors
+from shared.tabpfn.config import TabPFNConfig
+
+logger = logging.getLogger(__name__)
+
+CLIENT_VERSION = tabpfn_client.__version__
+_AUTO_MODEL_PATHS = ("auto", "default")
+_TRACE_SUFFIX = re.compile(r"\s*Report trace ID: [^\s.]+\.?")
+# A 429 whose Retry-After is longer than this is a quota, not a burst limit.
+_MAX_RATE_LIMIT_WAIT_S = 300.0
+
+
+class TokenStatus(StrEnum):
+    """What the TabPFN service says about a token."""
+
+    VALID = "valid"
+    INVALID = "invalid"
+    UNVERIFIED = "unverified"
+
+
+@dataclass(frozen=True)
+class Usage:
+    current_usage: int
+    usage_limit: int  # -1 means unlimited
+    reset_time: str | None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The upstream's size limits for one model version, as our validation needs them."""
+
+    train_max_rows: int
+    train_max_cells: int
+    max_cols: int
+    max_classes: int
+    test_max_rows: int
+    test_max_cells: int
+    predict_row_pairs_budget: int
+    max_dataset_bytes: int
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    train_set_uid: str
+    timings: dict[str, Any] | None
+    trace_id: str
+
+
+@dataclass(frozen=True)
+class PredictOutcome:
+    """Predictions as JSON-ready lists, one entry per input row."""
+
+    predictions: list[Any]
+    timings: dict[str, Any] | None
+    trace_id: str
+
+
+@dataclass
+class _CallRecord:
+    """The last failed upstream response seen by this thread during one adapter call."""
+
+    status: int | None = None
+    retry_after: str | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def available_models() -> dict[str, list[str]]:
+    """The model names tabpfn-client knows, per task (it has no endpoint for this)."""
+    return {
+        Task.CLASSIFICATION.value: list(TabPFNClassifier.list_available_models()),
+        Task.REGRESSION.value: list(TabPFNRegressor.list_available_models()),
+    }
+
+
+class TabPFNUpstream:
+    """Calls to the TabPFN service on behalf of many users, safe across forks and threads."""
+
+    def __init__(self, base_url: str, *, timeout_s: float, settings_ttl_s: float = 300) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.settings_ttl_s = settings_ttl_s
+        self._bound: type[ServiceClient] | None = None
+        self._bound_pid = -1
+        self._bind_lock = threading.Lock()
+        self._local = threading.local()
+        self._settings_cache: OrderedDict[str, tuple[float, GetSettingsResponse]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        # The client falls back to this variable when no token is passed; a worker must
+        # never hold one user's token as everyone's default.
+        if os.environ.pop("TABPFN_TOKEN", None) is not None:
+            logger.warning("TABPFN_TOKEN was set in the environment; ignored and removed")
+
+    # -- process binding -----------------------------------------------------------------
+
+    def _client(self) -> type[ServiceClient]:
+        """This process's ServiceClient subclass, created on first use after any fork."""
+        pid = os.getpid()
+        if self._bound is not None and self._bound_pid == pid:
+            return self._bound
+        with self._bind_lock:
+            if self._bound is None or self._bound_pid != pid:
+                http = httpx.Client(
+                    base_url=self.base_url,
+                    timeout=self.timeout_s,
+                    headers={"Prior-Client-Version": CLIENT_VERSION},
+                    follow_redirects=True,
+                    event_hooks={"response": [self._record_failure]},
+                )
+                self._bound = type(
+                    "BoundServiceClient",
+                    (ServiceClient,),
+                    {
+                        "httpx_client": http,
+                        "base_url": self.base_url,
+                        "_access_token": None,
+                        "_api_settings": None,
+                        "_api_settings_ts": 0.0,
+                    },
+                )
+                self._bound_pid = pid
+                self._settings_cache.clear()
+        return self._bound
+
+    def close(self) -> None:
+        """Close this process's connection pool."""
+        if self._bound is not None and self._bound_pid == os.getpid():
+            self._bound.httpx_client.close()
+        self._bound = None
+
+    def _record_failure(self, response: httpx.Response) -> None:
+        record: _CallRecord | None = getattr(self._local, "record", None)
+        if record is None or response.status_code < 400:
+            return
+        response.read()
+        record.status = response.status_code
+        record.retry_after = response.headers.get("retry-after")
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        record.body = body if isinstance(body, dict) else {}
+
+    def _begin_call(self) -> _CallRecord:
+        record = _CallRecord()
+        self._local.record = record
+        return record
+
+    # -- account -------------------------------------------------------------------------
+
+    def verify_token(self, token: str) -> TokenStatus:
+        """Ask the service whether `token` is valid (GET /protected/)."""
+        client = self._client()
+        record = self._begin_call()
+        try:
+            verdict = client.is_auth_token_outdated(token)
+        except Exception as error:
+            raise self._translate(error, record, trace_id=None) from None
+        if record.status is not None and (record.status >= 500 or record.status in (408, 429)):
+            raise errors.UpstreamUnavailable(
+                f"The TabPFN service answered HTTP {record.status} while checking the token."
+            )
+        if verdict is None:
+            return TokenStatus.UNVERIFIED
+        return TokenStatus.VALID if verdict else TokenStatus.INVALID
+
+    def usage(self, token: str) -> Usage:
+        """The account's usage counters (POST /get_api_usage/)."""
+        client = self._client()
+        record = self._begin_call()
+        try:
+            body = client.get_api_usage(token)
+        except Exception as error:
+            raise self._translate(error, record, trace_id=None) from None
+        return Usage(
+            current_usage=int(body.get("current_usage", 0)),
+            usage_limit=int(body.get("usage_limit", -1)),
+            reset_time=body.get("reset_time"),
+        )
+
+    def limits(self, token: str, cache_key: str, model_path: str | None) -> Limits | None:
+        """The account's limits for `model_path`, cached; None when the service won't say."""
+        settings = self._settings_for(token, cache_key)
+        if settings is None:
+            return None
+        if model_path is None or model_path in _AUTO_MODEL_PATHS:
+            version_limits = settings.model_limits.get(settings.default_model_version)
+        else:
+            try:
+                version_limits = model_limit_from_version(
+                    model_version_from_path(model_path), settings.model_limits
+                )
+            except ValueError:
+                version_limits = None
+        limit: ModelLimit = version_limits or settings.max_model_limit
+        return Limits(
+            train_max_rows=limit.train_set_max_rows,
+            train_max_cells=limit.train_set_max_upload_cells,
+            max_cols=limit.max_cols,
+            max_classes=settings.max_model_limit.max_classes,
+            test_max_rows=limit.test_set_max_rows,
+            test_max_cells=limit.test_set_max_cells,
+            predict_row_pairs_budget=limit.predict_row_pairs_budget,
+            max_dataset_bytes=settings.dataset_max_size_bytes,
+        )
+
+    def _settings_for(self, token: str, cache_key: str) -> GetSettingsResponse | None:
+        now = time.monotonic()
+        with self._cache_lock:
+            cached = self._settings_cache.get(cache_key)
+            if cached is not None and now - cached[0] < self.settings_ttl_s:
+                return cached[1]
+        client = self._client()
+        try:
+            # Sent with the user's token: the service documents limits as per account.
+            response = client.httpx_client.get(
+                "/tabpfn/get_settings",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=min(self.timeout_s, 10.0),
+            )
+            response.raise_for_status()
+            settings = GetSettingsResponse.model_validate(response.json())
+        except Exception as error:
+            logger.warning("upstream settings unavailable: %s", type(error).__name__)
+            return cached[1] if cached is not None else None
+        with self._cache_lock:
+            self._settings_cache[cache_key] = (now, settings)
+            while len(self._settings_cache) > 4096:
+                self._settings_cache.popitem(last=False)
+        return settings
+
+    # -- fit and predict -----------------------------------------------------------------
+
+    def fit(
+        self, token: str, X: pd.DataFrame, y: np.ndarray, task: Task, config: TabPFNConfig
+    ) -> FitOutcome:
+        """Upload the train set and fit it; returns the upstream's `train_set_uid`."""
+        client = self._client()
+        trace_id = uuid.uuid4().hex
+        options = self._options(token, trace_id)
+        tabpfn_config = _tabpfn_config(task, config)
+        record = self._begin_call()
+        try:
+            result = client.fit_with_result(
+                _clean_text_features(X),
+                y,
+                task_config=_build_fit_task_config(tabpfn_config),
+                tabpfn_systems=_build_tabpfn_systems(config.paper_version, False),
+                text_handling=config.text_handling,
+                api_mode=ApiMode(config.api_mode),
+                client_options=options,
+            )
+        except Exception as error:
+            raise self._translate(error, record, trace_id=trace_id) from None
+        return FitOutcome(
+            train_set_uid=str(result.fitted_train_set_id),
+            timings=result.timings,
+            trace_id=trace_id,
+        )
+
+    def predict(
+        self,
+        token: str,
+        train_set_uid: str,
+        task: Task,
+        X: pd.DataFrame,
+        *,
+        output_type: str,
+        quantiles: list[float] | None,
+        config: TabPFNConfig,
+    ) -> PredictOutcome:
+        """Predict from a stored fit; quantiles come back row-major (one list per row)."""
+        client = self._client()
+        trace_id = uuid.uuid4().hex
+        options = self._options(token, trace_id)
+        tabpfn_config = _tabpfn_config(task, config)
+        task_config: ClassifierConfig | RegressorConfig
+        if task is Task.CLASSIFICATION:
+            task_config = ClassifierConfig(
+                tabpfn_config=cast(ClassifierTabPFNConfig, tabpfn_config),
+                predict_params=ClassifierPredictParams(output_type=output_type),
+            )
+        else:
+            task_config = RegressorConfig(
+                tabpfn_config=cast(RegressorTabPFNConfig, tabpfn_config),
+                predict_params=RegressorPredictParams(output_type=output_type, quantiles=quantiles),
+            )
+        record = self._begin_call()
+        try:
+            result = client.predict(
+                fitted_train_set_id=uuid.UUID(train_set_uid),
+                x_test=_clean_text_features(X),
+                task_config=task_config,
+                client_options=options,
+            )
+        except Exception as error:
+            raise self._translate(error, record, trace_id=trace_id) from None
+        return PredictOutcome(
+            predictions=_rows(result.y_pred, output_type),
+            timings=result.timings,
+            trace_id=trace_id,
+        )
+
+    def _options(self, token: str, trace_id: str) -> ClientOptions:
+        # A fresh ClientOptions per call: the client mutates its headers (sentry-trace).
+        return ClientOptions(
+            timeout=self.timeout_s,
+            headers={"Authorization": f"Bearer {token}", "sentry-trace": trace_id},
+        )
+
+    # -- error translation ---------------------------------------------------------------
+
+    def _translate(
+        self, error: Exception, record: _CallRecord, *, trace_id: str | None
+    ) -> errors.UpstreamError:
+        """Map whatever tabpfn-client raised onto our typed errors."""
+        upstream_trace = record.body.get("trace_id")
+        trace = str(upstream_trace) if upstream_trace else trace_id
+        message = _upstream_message(error, record)
+        if isinstance(error, FittedModelNotFoundError):
+            return errors.FittedModelNotFound(
+                "The TabPFN service no longer has this fitted model (deleted, or fitted under "
+                "another TabPFN account); fit the model again.",
+                trace_id=trace,
+            )
+        if isinstance(error, (RetryableServerError, CappedRetryableServerError)):
+            return errors.UpstreamUnavailable(
+                f"The TabPFN service is temporarily unavailable: {message}", trace_id=trace
+            )
+        if isinstance(error, httpx.TimeoutException):
+            return errors.UpstreamUnavailable(
+                "The TabPFN service did not answer in time.", trace_id=trace
+            )
+        if isinstance(error, httpx.TransportError):
+            return errors.UpstreamUnavailable(
+                f"Could not reach the TabPFN service ({type(error).__name__}).", trace_id=trace
+            )
+        if isinstance(error, TimeoutError):
+            return errors.UpstreamTimeout(
+                "The TabPFN service did not finish the fit within its polling deadline.",
+                trace_id=trace,
+            )
+        if isinstance(error, ValueError):  # the client's own pre-flight checks
+            return errors.InputRejected(str(error), trace_id=trace)
+        if record.status is not None:
+            return _by_status(record, message, trace)
+        if isinstance(error, RuntimeError) and " failed: " in str(error):  # async fit failed
+            return errors.InputRejected(
+                f"The TabPFN service could not fit: {message}", trace_id=trace
+            )
+        return errors.UpstreamUnavailable(
+            f"Unexpected answer from TabPFN: {message}", trace_id=trace
+        )
+
+
+def _by_status(record: _CallRecord, message: str, trace: str | None) -> errors.UpstreamError:
+    status = record.status or 0
+    if status in (401, 403):
+        return errors.TokenInvalid(
+            "The TabPFN service rejected the stored TabPFN token; update it with "
+            "PUT /api/v1/auth/tabpfn-token.",
+            trace_id=trace,
+        )
+    if status == 429:
+        retry_after = _seconds(record.retry_after)
+        if retry_after is not None and retry_after <= _MAX_RATE_LIMIT_WAIT_S:
+            return errors.RateLimited(
+                f"The TabPFN service is rate limiting this account: {message}",
+                retry_after_s=retry_after,
+                trace_id=trace,
+            )
+        reset = record.body.get("reset_time")
+        return errors.QuotaExceeded(
+            f"The TabPFN usage quota of this account is exhausted: {message}",
+            reset_time=str(reset) if reset else None,
+            trace_id=trace,
+        )
+    if status == 408 or status >= 500:
+        return errors.UpstreamUnavailable(
+            f"The TabPFN service failed (HTTP {status}): {message}", trace_id=trace
+        )
+    if status == 426:
+        return errors.UpstreamUnavailable(
+            f"The TabPFN service no longer accepts tabpfn-client {CLIENT_VERSION}: {message}",
+            trace_id=trace,
+        )
+    return errors.InputRejected(
+        f"The TabPFN service rejected the data (HTTP {status}): {message}", trace_id=trace
+    )
+
+
+def _upstream_message(error: Exception, record: _CallRecord) -> str:
+    """The service's own sentence when it gave one, else the client's, minus the trace id."""
+    raw = record.body.get("message") or record.body.get("detail") or str(error)
+    return _TRACE_SUFFIX.sub("", str(raw)).strip().rstrip(".") or type(error).__name__
+
+
+def _seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _tabpfn_config(
+    task: Task, config: TabPFNConfig
+) -> ClassifierTabPFNConfig | RegressorTabPFNConfig:
+    fields = config.model_dump(exclude_none=True)
+    if task is Task.CLASSIFICATION:
+        allowed = ClassifierTabPFNConfig.model_fields
+        return ClassifierTabPFNConfig.model_validate(
+            {k: v for k, v in fields.items() if k in allowed}
+        )
+    allowed = RegressorTabPFNConfig.model_fields
+    return RegressorTabPFNConfig.model_validate({k: v for k, v in fields.items() if k in allowed})
+
+
+def _rows(y_pred: Any, output_type: str) -> list[Any]:
+    """Predictions as plain lists with one entry per row (quantiles transposed to rows)."""
+    array = np.asarray(y_pred)
+    if output_type == "quantiles":
+        array = array.reshape(1, -1) if array.ndim == 1 else array
+        return cast(list[Any], array.T.tolist())
+    return cast(list[Any], array.tolist())

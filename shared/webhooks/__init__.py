@@ -1,0 +1,1 @@
+"""Webhooks: Standard Webhooks signing, callback URL safety, and the delivery outbox."""

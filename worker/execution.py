@@ -1,0 +1,292 @@
+"""Running one job: claim, call the upstream under a live lease, record exactly one outcome.
+
+Redelivery is harmless: a message for a job that is not claimable (already running under
+another lease, finished, canceled, or not yet due) is dropped. Transient upstream errors
+put the job back in the queue with exponential backoff and jitter, until `max_attempts`;
+permanent ones fail it at once with their code.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.orm import undefer
+
+from shared import metrics
+from shared.datasets import parquet
+from shared.jobs import results, transitions
+from shared.logs import log_context
+from shared.models import Job, JobKind, JobStatus, Model, Payload, PayloadKind, Task, User
+from shared.queue import TaskName
+from shared.security.crypto import SecretBox
+from shared.tabpfn.config import TabPFNConfig
+from shared.tabpfn.errors import RateLimited, UpstreamError
+from worker.lease import Lease, claim
+from worker.runtime import WorkerRuntime, get_runtime
+
+logger = logging.getLogger(__name__)
+
+
+class ModelGone(Exception):
+    """The job's model was deleted after the job was submitted."""
+
+
+@dataclass
+class Inputs:
+    """Everything a job needs, loaded in one short transaction."""
+
+    token: str
+    model: Model
+    features: Any
+    target: Any
+    params: dict[str, Any]
+
+
+def run_job(job_id: uuid.UUID) -> None:
+    """Entry point of the `jobs.run_fit` / `jobs.run_predict` tasks."""
+    runtime = get_runtime()
+    claimed = claim(runtime.db, job_id, runtime.settings)
+    if claimed is None:
+        logger.info(
+            "job %s not claimable (finished, running elsewhere or not due); skipped", job_id
+        )
+        return
+    job, token = claimed
+    with log_context(job_id=job.id, attempt=job.attempts, user_id=job.user_id):
+        logger.info("job started: %s, attempt %d of %d", job.kind, job.attempts, job.max_attempts)
+        metrics.job_started(job)
+        _execute(runtime, job, token)
+
+
+def _execute(runtime: WorkerRuntime, job: Job, lease_token: uuid.UUID) -> None:
+    lease = Lease(runtime.db, job.id, lease_token, runtime.settings)
+    started = time.monotonic()
+    try:
+        with lease.kept_alive():
+            inputs = _load_inputs(runtime, job)
+            result, payload, trace_id, upstream_timings, uid = _call_upstream(runtime, job, inputs)
+        timings = _timings(job, started, upstream_timings)
+        with runtime.db.session_scope() as session:
+            result_payload_id = None
+            if payload is not None:
+                payload.user_id = job.user_id
+                session.add(payload)
+                session.flush()
+                result_payload_id = payload.id
+            finished = transitions.finish(
+                session,
+                job.id,
+                JobStatus.SUCCEEDED,
+                from_statuses=(JobStatus.RUNNING,),
+                lease_token=lease_token,
+                result=result,
+                result_payload_id=result_payload_id,
+                trace_id=trace_id,
+                timings=timings,
+                train_set_uid=uid,
+            )
+            if finished is None:
+                session.rollback()
+        _after_finish(runtime, finished, started)
+    except UpstreamError as error:
+        _on_upstream_error(runtime, job, lease_token, error, started)
+    except ModelGone:
+        _fail(
+            runtime, job, lease_token, ("TABPFN_MODEL_NOT_FOUND", "The model was deleted."), started
+        )
+    except SoftTimeLimitExceeded:
+        limit = runtime.settings.JOB_TIME_LIMIT_S
+        _fail(
+            runtime, job, lease_token, ("TIMEOUT", f"The job ran longer than {limit} s."), started
+        )
+    except Exception:
+        logger.exception("job failed with an internal error")
+        message = f"An internal error stopped this job; quote job id {job.id} when reporting it."
+        _fail(runtime, job, lease_token, ("INTERNAL_ERROR", message), started)
+
+
+def _load_inputs(runtime: WorkerRuntime, job: Job) -> Inputs:
+    with runtime.db.session_scope() as session:
+        user = session.get(User, job.user_id)
+        model = session.get(Model, job.model_id) if job.model_id else None
+        payload = (
+            session.get(Payload, job.input_payload_id, options=[undefer(Payload.data)])
+            if job.input_payload_id
+            else None
+        )
+        if user is None or model is None or payload is None:
+            raise ModelGone
+        token = SecretBox.from_settings(runtime.settings).decrypt(user.tabpfn_token_encrypted)
+        data = payload.data
+        session.expunge_all()
+    features, target = parquet.decode(data)
+    return Inputs(token=token, model=model, features=features, target=target, params=job.params)
+
+
+def _call_upstream(
+    runtime: WorkerRuntime, job: Job, inputs: Inputs
+) -> tuple[dict[str, Any], Payload | None, str, dict[str, Any] | None, str | None]:
+    """Fit or predict; returns (result, large-result payload, trace id, timings, train_set_uid)."""
+    model = inputs.model
+    task = Task(model.task)
+    config = TabPFNConfig.model_validate({**model.config, **inputs.params.get("config", {})})
+    call_started = time.monotonic()
+    if job.kind is JobKind.FIT:
+        fitted = runtime.upstream.fit(inputs.token, inputs.features, inputs.target, task, config)
+        metrics.upstream_call("fit", time.monotonic() - call_started, None)
+        result = {
+            "train_set_uid": fitted.train_set_uid,
+            "n_samples": model.n_samples,
+            "n_features": model.n_features,
+            "classes": model.classes,
+        }
+        return result, None, fitted.trace_id, fitted.timings, fitted.train_set_uid
+    if not model.train_set_uid:
+        raise ModelGone
+    output_type = str(inputs.params["output_type"])
+    quantiles = inputs.params.get("quantiles")
+    predicted = runtime.upstream.predict(
+        inputs.token,
+        model.train_set_uid,
+        task,
+        inputs.features,
+        output_type=output_type,
+        quantiles=quantiles,
+        config=config,
+    )
+    metrics.upstream_call("predict", time.monotonic() - call_started, None)
+    result, payload = _predict_result(runtime, predicted.predictions, output_type, model, quantiles)
+    return result, payload, predicted.trace_id, predicted.timings, None
+
+
+def _predict_result(
+    runtime: WorkerRuntime,
+    predictions: list[Any],
+    output_type: str,
+    model: Model,
+    quantiles: list[float] | None,
+) -> tuple[dict[str, Any], Payload | None]:
+    classes = model.classes if output_type == "probas" else None
+    inline = len(predictions) <= runtime.settings.RESULT_INLINE_MAX_ROWS
+    result: dict[str, Any] = {
+        "output_type": output_type,
+        "n_rows": len(predictions),
+        "classes": classes,
+        "quantiles": quantiles if output_type == "quantiles" else None,
+        "inline": inline,
+        "predictions": predictions if inline else None,
+    }
+    if inline:
+        return result, None
+    frame = results.to_frame(predictions, output_type, classes, quantiles)
+    encoded = parquet.encode(frame)
+    payload = Payload(
+        kind=PayloadKind.RESULT,
+        sha256=encoded.sha256,
+        format=parquet.FORMAT,
+        rows=encoded.rows,
+        cols=encoded.cols,
+        size_bytes=len(encoded.data),
+        data=encoded.data,
+    )
+    return result, payload
+
+
+def _timings(job: Job, started: float, upstream: dict[str, Any] | None) -> dict[str, Any]:
+    first_start = job.started_at or datetime.now(UTC)
+    return {
+        "queue_wait_s": round((first_start - job.created_at).total_seconds(), 3),
+        "run_s": round(time.monotonic() - started, 3),
+        "upstream": upstream,
+    }
+
+
+def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
+    """Exponential backoff with equal jitter: half fixed, half random."""
+    cap = min(max_s, base_s * 2 ** max(attempt - 1, 0))
+    return float(cap / 2 + random.uniform(0, cap / 2))  # noqa: S311 - jitter, not cryptography
+
+
+def _on_upstream_error(
+    runtime: WorkerRuntime, job: Job, lease_token: uuid.UUID, error: UpstreamError, started: float
+) -> None:
+    metrics.upstream_call(job.kind.value, time.monotonic() - started, error.job_error_code)
+    settings = runtime.settings
+    retryable = error.transient and job.attempts < job.max_attempts
+    logger.warning(
+        "upstream error %s (%s)%s",
+        error.job_error_code,
+        type(error).__name__,
+        "; will retry" if retryable else "",
+    )
+    if not retryable:
+        _fail(
+            runtime,
+            job,
+            lease_token,
+            (error.job_error_code, error.message),
+            started,
+            trace_id=error.trace_id,
+        )
+        return
+    delay = backoff_delay(job.attempts, settings.JOB_RETRY_BASE_S, settings.JOB_RETRY_MAX_S)
+    if isinstance(error, RateLimited):
+        delay = max(delay, error.retry_after_s)
+    with runtime.db.session_scope() as session:
+        requeued = transitions.requeue(
+            session,
+            job.id,
+            delay_s=delay,
+            lease_token=lease_token,
+            error=(error.job_error_code, error.message),
+        )
+    if requeued is None:
+        logger.info("job changed while failing (canceled?); retry not scheduled")
+        return
+    metrics.JOB_RETRIES.labels(job.kind.value, error.job_error_code).inc()
+    task = TaskName.RUN_FIT if job.kind is JobKind.FIT else TaskName.RUN_PREDICT
+    runtime.publisher.publish(task, job.id, countdown=delay)
+    logger.info("retry scheduled in %.1f s", delay)
+
+
+def _fail(
+    runtime: WorkerRuntime,
+    job: Job,
+    lease_token: uuid.UUID,
+    error: tuple[str, str],
+    started: float,
+    *,
+    trace_id: str | None = None,
+) -> None:
+    with runtime.db.session_scope() as session:
+        finished = transitions.finish(
+            session,
+            job.id,
+            JobStatus.FAILED,
+            from_statuses=(JobStatus.RUNNING,),
+            lease_token=lease_token,
+            error=error,
+            trace_id=trace_id,
+            timings=_timings(job, started, None),
+        )
+    _after_finish(runtime, finished, started)
+
+
+def _after_finish(
+    runtime: WorkerRuntime, finished: transitions.Finished | None, started: float
+) -> None:
+    if finished is None:
+        logger.info("job was canceled or its lease was lost; this attempt's outcome is discarded")
+        return
+    job = finished.job
+    logger.info("job %s%s", job.status, f" ({job.error_code})" if job.error_code else "")
+    metrics.job_finished(job)
+    if finished.delivery is not None:
+        runtime.publisher.publish(TaskName.DELIVER_WEBHOOK, finished.delivery.id)

@@ -20,6 +20,7 @@ from shared.errors import Unauthorized
 from shared.logs import set_log_context
 from shared.models import ApiKey, User
 from shared.security import api_keys
+from shared.security.api_keys import Verdict
 from shared.security.crypto import SecretBox
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -61,11 +62,17 @@ def current_user(request: Request, context: ContextDep, session: SessionDep) -> 
     )
     if key is None or key.revoked_at is not None:
         raise Unauthorized("The API key is unknown or revoked.")
-    if not context.hasher.verify(key_id, secret, key.secret_hash):
+    verdict = context.hasher.verify(key_id, secret, key.secret_hash)
+    if verdict is Verdict.INVALID:
         raise Unauthorized("The API key is unknown or revoked.")
     now = datetime.now(UTC)
+    changes: dict[str, object] = {}
+    if verdict is Verdict.VALID_REHASH:
+        changes["secret_hash"] = key.secret_hash = context.hasher.hash(secret)
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        changes["last_used_at"] = now
+    if changes:
+        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(**changes))
         session.commit()
     set_log_context(user_id=key.user_id)
     return CurrentUser(user=key.user, key=key, box=context.box)

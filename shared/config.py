@@ -41,7 +41,9 @@ def _split_csv(value: object) -> object:
 class Settings(BaseSettings):
     """All configuration of the API, the worker, beat and Flower (DESIGN §4)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     ENVIRONMENT: Environment = "production"
 
@@ -65,6 +67,7 @@ class Settings(BaseSettings):
 
     FLOWER_BASIC_AUTH: SecretStr | None = None
     BEAT_SCHEDULE_FILE: str | None = None
+    WORKER_METRICS_PORT: int | None = Field(default=None, ge=1, le=65535)
 
     JOB_MAX_ATTEMPTS: int = Field(default=3, ge=1, le=20)
     JOB_TIME_LIMIT_S: int = Field(default=3000, ge=10)

@@ -8,12 +8,17 @@ workers) build a private stack with its own database and broker (`tests/support/
 
 from __future__ import annotations
 
+import os
+import tempfile
+
+# Prometheus picks its multi-process mode when first imported: set the folder before any
+# project import. The API (this process) and every worker child write there.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="tabpfn-api-metrics-"))
+
 import itertools
 import logging
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -25,6 +30,7 @@ from shared.logs import JsonFormatter
 from tests.support import secrets as secret_registry
 from tests.support.processes import ManagedProcess, start_beat, start_worker
 from tests.support.servers import PostgresServer, RedisServer
+from tests.support.settings import make_settings
 from tests.support.standin import StandinProcess
 
 _session_dir: Path | None = None
@@ -70,36 +76,6 @@ def standin(log_dir: Path) -> Iterator[StandinProcess]:
     process = StandinProcess(log_dir)
     yield process
     process.close()
-
-
-def make_settings(**values: Any) -> Settings:
-    """Test settings: short leases and schedules, cheap bcrypt, no `.env` file."""
-    defaults: dict[str, Any] = {
-        "ENVIRONMENT": "test",
-        "SECRET_KEY": SESSION_SECRET,
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-        "WEBHOOK_ALLOW_PRIVATE_URLS": True,
-        "WEBHOOK_RETRY_SCHEDULE_S": [0.5, 1.0, 1.0],
-        "WEBHOOK_TIMEOUT_S": 3.0,
-        "JOB_LEASE_S": 4.0,
-        "JOB_HEARTBEAT_S": 1.0,
-        "JOB_RETRY_BASE_S": 0.2,
-        "JOB_RETRY_MAX_S": 1.0,
-        "JOB_PUBLISH_GRACE_S": 0.5,
-        "JOB_REPUBLISH_AFTER_S": 30.0,
-        "SWEEP_INTERVAL_S": 1.0,
-        "TABPFN_TIMEOUT_S": 60.0,
-        "BCRYPT_ROUNDS": 4,
-        "RATE_LIMIT_SETUP_PER_MINUTE": 1000,
-        "RATE_LIMIT_JOBS_PER_MINUTE": 10000,
-        "DB_POOL_SIZE": 5,
-    }
-    defaults.update(values)
-    return Settings(_env_file=None, **defaults)
-
-
-SESSION_SECRET = secrets.token_urlsafe(48)
 
 
 @pytest.fixture(scope="session")

@@ -111,3 +111,30 @@ def test_processes_refuse_to_start_with_one_sentence(command: list[str]) -> None
     assert result.returncode != 0
     assert "Configuration error: DATABASE_URL is not set." in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_env_example_lists_every_setting() -> None:
+    """`.env.example` stays the complete, commented list of variables."""
+    import re
+
+    text = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^([A-Z_]+)=", text, re.MULTILINE))
+    assert set(Settings.model_fields) <= listed
+    lines = text.splitlines()
+    for name in Settings.model_fields:
+        index = next(i for i, line in enumerate(lines) if line.startswith(f"{name}="))
+        block = []
+        while index > 0 and lines[index - 1].strip():
+            index -= 1
+            block.append(lines[index])
+        assert any(line.startswith("#") for line in block), f"{name} has no comment above it"
+
+
+def test_empty_values_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copied .env.example leaves optional variables empty; that must not break start-up."""
+    settings = settings_from(
+        monkeypatch,
+        **base_env(WORKER_METRICS_PORT="", SECRET_KEY_FALLBACKS="", FLOWER_BASIC_AUTH=""),
+    )
+    assert settings.WORKER_METRICS_PORT is None
+    assert settings.SECRET_KEY_FALLBACKS == []

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from scripts.engines import free_port
 from shared.config import Settings
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 
 def test_root_describes_the_service(client: TestClient) -> None:

@@ -4,6 +4,9 @@ The secret is peppered (HMAC with a key derived from SECRET_KEY) before bcrypt, 
 database dump alone is not enough to test guesses. bcrypt is slow on purpose, so a short
 in-process cache remembers keys it verified; the cache never decides whether a key is
 revoked: the key's row is read on every request and a revoked row wins at once.
+
+After a SECRET_KEY rotation the old pepper is among the fallbacks; a key verified with it
+is re-hashed under the current pepper on its first use.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from enum import Enum
 
 from passlib.hash import bcrypt as _bcrypt
 
@@ -22,6 +26,12 @@ PREFIX = "tpk"
 _KEY_ID_BYTES = 8
 _SECRET_BYTES = 32
 _CACHE_SIZE = 10_000
+
+
+class Verdict(Enum):
+    INVALID = "invalid"
+    VALID = "valid"
+    VALID_REHASH = "valid, hashed under a fallback secret"
 
 
 @dataclass(frozen=True)
@@ -70,8 +80,8 @@ class KeyHasher:
         """The stored form of a new key's secret (under the current pepper)."""
         return str(_bcrypt.using(rounds=self.rounds).hash(_peppered(secret, self.peppers[0])))
 
-    def verify(self, key_id: str, secret: str, stored_hash: str) -> bool:
-        """True when `secret` matches; bcrypt runs at most once per key per cache period."""
+    def verify(self, key_id: str, secret: str, stored_hash: str) -> Verdict:
+        """Whether `secret` matches; bcrypt runs at most once per key per cache period."""
         digest = hashlib.sha256(secret.encode()).hexdigest()
         now = time.monotonic()
         with self._lock:
@@ -80,15 +90,27 @@ class KeyHasher:
             cached_digest, cached_hash, verified_at = cached
             fresh = now - verified_at < self.cache_ttl_s
             if fresh and hmac.compare_digest(cached_digest, digest) and cached_hash == stored_hash:
-                return True
-        if not any(_bcrypt.verify(_peppered(secret, p), stored_hash) for p in self.peppers):
-            return False
+                return Verdict.VALID
+        matched = next(
+            (
+                i
+                for i, p in enumerate(self.peppers)
+                if _bcrypt.verify(_peppered(secret, p), stored_hash)
+            ),
+            None,
+        )
+        if matched is None:
+            return Verdict.INVALID
+        if matched > 0:
+            # Hashed under a retired SECRET_KEY: the caller stores a fresh hash (and the
+            # cache only learns the new hash once it is stored).
+            return Verdict.VALID_REHASH
         with self._lock:
             self._verified[key_id] = (digest, stored_hash, now)
             self._verified.move_to_end(key_id)
             while len(self._verified) > _CACHE_SIZE:
                 self._verified.popitem(last=False)
-        return True
+        return Verdict.VALID
 
     def forget(self, key_id: str) -> None:
         """Drop a key from the cache (revocation in this process)."""

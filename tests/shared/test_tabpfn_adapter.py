@@ -1,0 +1,289 @@
+"""The upstream adapter against the stand-in, through the unmodified tabpfn-client over HTTP:
+results that follow the data, chunked uploads and async fits, multi-user isolation across
+forked processes, and every failure mapped to its typed error without leaking a token."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scripts.engines import free_port
+from shared.models import Task
+from shared.tabpfn import errors
+from shared.tabpfn.adapter import TabPFNUpstream, TokenStatus, available_models
+from shared.tabpfn.config import TabPFNConfig
+from tests.support.builders import classification_data, new_token, regression_data
+from tests.support.standin import StandinProcess, token_id
+
+
+@pytest.fixture
+def upstream(standin: StandinProcess) -> Iterator[TabPFNUpstream]:
+    adapter = TabPFNUpstream(standin.url, timeout_s=30)
+    yield adapter
+    adapter.close()
+
+
+@pytest.fixture
+def reset_standin(standin: StandinProcess) -> Iterator[StandinProcess]:
+    """Runtime switches changed by a test are undone after it."""
+    yield standin
+    standin.reset()
+
+
+def frame(rows: list[list[Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows).rename(columns=str)
+
+
+def fit_classifier(
+    upstream: TabPFNUpstream, token: str, **config: Any
+) -> tuple[str, list[list[float]], list[int]]:
+    X, y, X_test, y_test = classification_data()
+    fitted = upstream.fit(token, frame(X), np.array(y), Task.CLASSIFICATION, TabPFNConfig(**config))
+    return fitted.train_set_uid, X_test, y_test
+
+
+def test_classification_follows_the_data(upstream: TabPFNUpstream) -> None:
+    token = new_token()
+    uid, X_test, y_test = fit_classifier(upstream, token)
+    preds = upstream.predict(
+        token,
+        uid,
+        Task.CLASSIFICATION,
+        frame(X_test),
+        output_type="preds",
+        quantiles=None,
+        config=TabPFNConfig(),
+    ).predictions
+    assert float(np.mean(np.array(preds) == np.array(y_test))) >= 0.9
+    probas = np.array(
+        upstream.predict(
+            token,
+            uid,
+            Task.CLASSIFICATION,
+            frame(X_test),
+            output_type="probas",
+            quantiles=None,
+            config=TabPFNConfig(),
+        ).predictions
+    )
+    assert probas.shape == (len(X_test), 2)
+    assert np.allclose(probas.sum(axis=1), 1.0)
+    # Columns follow the classes [0, 1]: the predicted label is the likelier column.
+    assert np.array_equal(probas.argmax(axis=1), np.array(preds))
+
+
+def test_regression_outputs_have_the_right_shapes(upstream: TabPFNUpstream) -> None:
+    token = new_token()
+    X, y, X_test = regression_data()
+    uid = upstream.fit(token, frame(X), np.array(y), Task.REGRESSION, TabPFNConfig()).train_set_uid
+    mean = upstream.predict(
+        token,
+        uid,
+        Task.REGRESSION,
+        frame(X_test),
+        output_type="mean",
+        quantiles=None,
+        config=TabPFNConfig(),
+    ).predictions
+    assert len(mean) == len(X_test) and all(isinstance(v, float) for v in mean)
+    quantiles = upstream.predict(
+        token,
+        uid,
+        Task.REGRESSION,
+        frame(X_test),
+        output_type="quantiles",
+        quantiles=[0.1, 0.5, 0.9],
+        config=TabPFNConfig(),
+    ).predictions
+    rows = np.array(quantiles)
+    assert rows.shape == (len(X_test), 3)
+    assert np.all(rows[:, 0] <= rows[:, 1]) and np.all(rows[:, 1] <= rows[:, 2])
+
+
+def test_uploads_in_chunks_and_the_async_fit_path(
+    upstream: TabPFNUpstream, reset_standin: StandinProcess
+) -> None:
+    reset_standin.configure(chunks=3)
+    token = new_token()
+    since = reset_standin.last_seq()
+    uid, X_test, _ = fit_classifier(upstream, token, api_mode="async")
+    calls = reset_standin.calls(since)
+    puts = [c for c in calls if c["method"] == "PUT"]
+    assert len(puts) == 6  # x_train and y_train, three chunks each
+    paths = [c["path"] for c in calls]
+    assert "/tabpfn/submit_fit_job" in paths and "/tabpfn/get_fit_status" in paths
+    assert "/tabpfn/fit" not in paths
+    preds = upstream.predict(
+        token,
+        uid,
+        Task.CLASSIFICATION,
+        frame(X_test),
+        output_type="preds",
+        quantiles=None,
+        config=TabPFNConfig(),
+    ).predictions
+    assert len(preds) == len(X_test)
+
+
+def _user_session(url: str, token: str, seed: int) -> tuple[str, float]:
+    """One user's fit and predict in a forked child (as a prefork worker runs them)."""
+    adapter = _PARENT_ADAPTER
+    assert adapter is not None
+    X, y, X_test, y_test = classification_data(n_train=300 + seed)
+    uid = adapter.fit(
+        token, frame(X), np.array(y), Task.CLASSIFICATION, TabPFNConfig()
+    ).train_set_uid
+    preds = adapter.predict(
+        token,
+        uid,
+        Task.CLASSIFICATION,
+        frame(X_test),
+        output_type="preds",
+        quantiles=None,
+        config=TabPFNConfig(),
+    ).predictions
+    return uid, float(np.mean(np.array(preds) == np.array(y_test)))
+
+
+_PARENT_ADAPTER: TabPFNUpstream | None = None
+
+
+def test_users_in_forked_processes_stay_isolated(standin: StandinProcess) -> None:
+    """Six users at once from forked children sharing one adapter object made in the parent:
+    every request carries its own user's token, no token is ever global, and one user's
+    fitted model is invisible to another."""
+    global _PARENT_ADAPTER  # noqa: PLW0603 - handed to forked children
+    _PARENT_ADAPTER = TabPFNUpstream(standin.url, timeout_s=30)
+    # The parent talks to the upstream first, so its pooled socket would be inherited.
+    assert _PARENT_ADAPTER.verify_token(new_token()) is TokenStatus.VALID
+    tokens = [new_token(f"iso{i}") for i in range(6)]
+    since = standin.last_seq()
+    context = multiprocessing.get_context("fork")
+    with context.Pool(3) as pool:
+        outcomes = pool.starmap(_user_session, [(standin.url, t, i) for i, t in enumerate(tokens)])
+    assert all(accuracy >= 0.9 for _, accuracy in outcomes)
+
+    ids = {token_id(t): t for t in tokens}
+    calls = standin.calls(since)
+    work = [
+        c for c in calls if c["path"].startswith("/tabpfn/") and c["path"] != "/tabpfn/get_settings"
+    ]
+    assert work and all(c["token_id"] in ids for c in work)
+    per_token = {tid: [c["path"] for c in work if c["token_id"] == tid] for tid in ids}
+    assert all(
+        paths.count("/tabpfn/fit") == 1 and paths.count("/tabpfn/predict") == 1
+        for paths in per_token.values()
+    )
+    # Nothing global: storage PUTs and the client's own settings fetch carry no token.
+    assert all(c["token_id"] is None for c in calls if c["method"] == "PUT")
+    assert all(c["token_id"] is None for c in calls if c["path"] == "/tabpfn/get_settings")
+
+    stranger = new_token("stranger")
+    with pytest.raises(errors.FittedModelNotFound) as raised:
+        _PARENT_ADAPTER.predict(
+            stranger,
+            outcomes[0][0],
+            Task.CLASSIFICATION,
+            frame([[0.0] * 30]),
+            output_type="preds",
+            quantiles=None,
+            config=TabPFNConfig(),
+        )
+    assert stranger not in str(raised.value)
+
+    from tabpfn_client.client import ServiceClient
+
+    assert ServiceClient.get_access_token() is None
+    assert "authorization" not in {k.lower() for k in ServiceClient.httpx_client.headers}
+    assert "TABPFN_TOKEN" not in os.environ
+    _PARENT_ADAPTER.close()
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected", "code"),
+    [
+        ("invalid", errors.TokenInvalid, "TABPFN_TOKEN_INVALID"),
+        ("overquota", errors.QuotaExceeded, "TABPFN_QUOTA_EXCEEDED"),
+        ("ratelimited", errors.RateLimited, "TABPFN_RATE_LIMITED"),
+        ("drop", errors.UpstreamUnavailable, "UPSTREAM_UNAVAILABLE"),
+    ],
+)
+def test_failures_map_to_typed_errors(
+    upstream: TabPFNUpstream, prefix: str, expected: type[errors.UpstreamError], code: str
+) -> None:
+    token = new_token(prefix)
+    with pytest.raises(expected) as raised:
+        fit_classifier(upstream, token)
+    error = raised.value
+    assert error.job_error_code == code
+    assert token not in str(error) and token not in repr(error.__dict__)
+    assert error.trace_id
+    if isinstance(error, errors.QuotaExceeded):
+        assert error.reset_time and not error.transient
+    if isinstance(error, errors.RateLimited):
+        assert error.retry_after_s == 1 and error.transient
+
+
+def test_a_burst_of_5xx_is_transient_then_succeeds(upstream: TabPFNUpstream) -> None:
+    token = new_token("flaky")
+    with pytest.raises(errors.UpstreamUnavailable) as raised:
+        fit_classifier(upstream, token)
+    assert raised.value.transient
+    uid, _, _ = fit_classifier(upstream, token)
+    assert uid
+
+
+def test_rejected_input_is_permanent(upstream: TabPFNUpstream) -> None:
+    token = new_token()
+    uid, X_test, _ = fit_classifier(upstream, token)
+    with pytest.raises(errors.InputRejected) as raised:
+        upstream.predict(
+            token,
+            uid,
+            Task.CLASSIFICATION,
+            frame([row[:5] for row in X_test]),
+            output_type="preds",
+            quantiles=None,
+            config=TabPFNConfig(),
+        )
+    assert not raised.value.transient
+
+
+def test_slow_upstream_past_the_timeout_is_unavailable(standin: StandinProcess) -> None:
+    impatient = TabPFNUpstream(standin.url, timeout_s=0.5)
+    try:
+        with pytest.raises(errors.UpstreamUnavailable, match="did not answer in time"):
+            fit_classifier(impatient, new_token("slow"))
+    finally:
+        impatient.close()
+
+
+def test_token_checks(upstream: TabPFNUpstream) -> None:
+    assert upstream.verify_token(new_token()) is TokenStatus.VALID
+    assert upstream.verify_token(new_token("invalid")) is TokenStatus.INVALID
+    assert upstream.verify_token(new_token("unverified")) is TokenStatus.UNVERIFIED
+    unreachable = TabPFNUpstream(f"http://127.0.0.1:{free_port()}", timeout_s=2)
+    with pytest.raises(errors.UpstreamUnavailable):
+        unreachable.verify_token(new_token())
+
+
+def test_usage_and_limits(upstream: TabPFNUpstream) -> None:
+    token = new_token()
+    usage = upstream.usage(token)
+    assert usage.usage_limit == -1 and usage.current_usage >= 0
+    limits = upstream.limits(token, "cache-key", None)
+    assert limits is not None and limits.max_cols == 2000 and limits.max_classes == 160
+    with pytest.raises(errors.TokenInvalid):
+        upstream.usage(new_token("invalid"))
+
+
+def test_available_models_per_task() -> None:
+    models = available_models()
+    assert "v2.5_default" in models["classification"]
+    assert "v2.5_default" in models["regression"]

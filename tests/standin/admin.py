@@ -1,0 +1,61 @@
+"""Admin routes (runtime config, state reset) and the request log, outside the TabPFN protocol."""
+
+from __future__ import annotations
+
+from .config import ConfigError
+from .context import Context
+from .wire import HTTPFail, Request, Response, error, ok
+
+ADMIN_PREFIX = "/_admin/"
+CALLS_PATH = "/_calls"
+
+
+def is_admin_path(path: str) -> bool:
+    """Admin and log routes are never logged, delayed, faulted or authenticated."""
+    return path.startswith(ADMIN_PREFIX) or path == CALLS_PATH
+
+
+def handle(ctx: Context, req: Request) -> Response:
+    """Dispatch an admin or request-log route."""
+    try:
+        if req.path == f"{ADMIN_PREFIX}config":
+            return _config(ctx, req)
+        if req.path == f"{ADMIN_PREFIX}state" and req.method == "DELETE":
+            return _reset_state(ctx)
+        if req.path == CALLS_PATH:
+            return _calls(ctx, req)
+    except HTTPFail as fail:
+        return fail.response
+    return error(404, "Not found")
+
+
+def _config(ctx: Context, req: Request) -> Response:
+    if req.method == "GET":
+        return ok(ctx.config.get().to_json())
+    if req.method == "POST":
+        try:
+            return ok(ctx.config.update(req.json()).to_json())
+        except ConfigError as exc:
+            return error(400, str(exc), "INVALID_CONFIG")
+    if req.method == "DELETE":
+        return ok(ctx.config.reset().to_json())
+    return error(405, "Method not allowed")
+
+
+def _reset_state(ctx: Context) -> Response:
+    """Forget all uploads, fitted sets, usage, flaky counters and the request log."""
+    ctx.store.reset()
+    ctx.faults.reset()
+    return ok({})
+
+
+def _calls(ctx: Context, req: Request) -> Response:
+    if req.method == "GET":
+        since = req.query.get("since", "0")
+        if not since.lstrip("-").isdigit():
+            return error(400, "since must be an integer")
+        return ok({"calls": ctx.store.calls(int(since))})
+    if req.method == "DELETE":
+        ctx.store.clear_calls()
+        return ok({})
+    return error(405, "Method not allowed")

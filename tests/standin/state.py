@@ -1,0 +1,238 @@
+"""Thread-safe in-memory store of uploads, fitted sets, usage and the request log."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .baseline import BaselineModel
+
+FitState = Literal["pending", "completed", "failed"]
+# The request log keeps the newest entries only, so long benchmark runs stay bounded.
+MAX_CALLS = 100_000
+
+
+@dataclass
+class FileSlot:
+    """One uploaded file, received as `n_chunks` PUTs to signed URLs."""
+
+    n_chunks: int
+    hash: str | None
+    chunks: dict[int, bytes] = field(default_factory=dict)
+
+    def complete(self) -> bool:
+        """All chunks arrived (re-PUTs of a chunk overwrite it, as on GCS)."""
+        return len(self.chunks) == self.n_chunks
+
+    def data(self) -> bytes:
+        """The file reassembled in chunk-index order."""
+        return b"".join(self.chunks[i] for i in range(self.n_chunks))
+
+
+@dataclass
+class Upload:
+    """A train upload (files x_train, y_train) or a test upload (x_test, bound to a fitted set)."""
+
+    id: str
+    owner: str
+    files: dict[str, FileSlot]
+    fitted_id: str | None = None
+
+    def complete(self) -> bool:
+        """Every file of the upload is fully received."""
+        return all(slot.complete() for slot in self.files.values())
+
+
+@dataclass
+class FittedSet:
+    """A fit job and, once it completed, the baseline model it produced."""
+
+    id: str
+    owner: str
+    upload_id: str
+    task: str
+    created: float = field(default_factory=time.monotonic)
+    status: FitState = "pending"
+    finished: float | None = None
+    model: BaselineModel | None = None
+    n_train_rows: int = 0
+    error: str | None = None
+    error_code: str | None = None
+    # Pending polls still owed before a finished fit may report it: the pending fit mode
+    # promises that get_fit_status answers "pending" at least once.
+    pending_polls_owed: int = 0
+
+    def elapsed(self) -> float:
+        """Seconds from submission to completion, or to now while pending."""
+        end = self.finished if self.finished is not None else time.monotonic()
+        return round(end - self.created, 6)
+
+
+@dataclass
+class Call:
+    """One request-log entry; status stays None for dropped (or still running) requests."""
+
+    seq: int
+    method: str
+    path: str
+    token_id: str | None
+    ts: float
+    status: int | None = None
+
+
+class Store:
+    """All mutable server state behind one lock; nothing slow ever runs while holding it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.uploads: dict[str, Upload] = {}
+        self.fitted: dict[str, FittedSet] = {}
+        # (owner, x hash, y hash) -> completed train upload; (owner, fitted id, hash) -> test upload
+        self.train_dedup: dict[tuple[str, str, str], str] = {}
+        self.test_dedup: dict[tuple[str, str, str], str] = {}
+        self.usage: dict[str, int] = {}
+        self._calls: list[Call] = []
+        self._next_seq = 1
+
+    def reset(self) -> None:
+        """Forget every upload, fitted set, usage count and log entry."""
+        with self.lock:
+            self.uploads.clear()
+            self.fitted.clear()
+            self.train_dedup.clear()
+            self.test_dedup.clear()
+            self.usage.clear()
+            self._calls.clear()
+
+    # --- uploads -------------------------------------------------------------------------
+    def add_upload(self, upload: Upload) -> None:
+        """Register a freshly prepared upload."""
+        with self.lock:
+            self.uploads[upload.id] = upload
+
+    def put_chunk(self, upload_id: str, name: str, index: int, data: bytes) -> bool:
+        """Store one chunk; False when the upload, file or chunk index is unknown."""
+        with self.lock:
+            upload = self.uploads.get(upload_id)
+            slot = upload.files.get(name) if upload else None
+            if upload is None or slot is None or not 0 <= index < slot.n_chunks:
+                return False
+            slot.chunks[index] = data
+            if upload.complete():
+                self._register_dedup(upload)
+            return True
+
+    def _register_dedup(self, upload: Upload) -> None:
+        hashes = [upload.files[name].hash for name in sorted(upload.files)]
+        if any(h is None for h in hashes):
+            return
+        if upload.fitted_id is None:
+            x_hash, y_hash = upload.files["x_train"].hash, upload.files["y_train"].hash
+            assert x_hash is not None
+            assert y_hash is not None
+            self.train_dedup[(upload.owner, x_hash, y_hash)] = upload.id
+        else:
+            x_hash = upload.files["x_test"].hash
+            assert x_hash is not None
+            self.test_dedup[(upload.owner, upload.fitted_id, x_hash)] = upload.id
+
+    def owned_upload(self, upload_id: str, owner: str) -> Upload | None:
+        """The upload if it exists and belongs to `owner` (another account's looks absent)."""
+        with self.lock:
+            upload = self.uploads.get(upload_id)
+            return upload if upload is not None and upload.owner == owner else None
+
+    def owned_fitted(self, fitted_id: str, owner: str) -> FittedSet | None:
+        """The fitted set if it exists and belongs to `owner`."""
+        with self.lock:
+            fitted = self.fitted.get(fitted_id)
+            return fitted if fitted is not None and fitted.owner == owner else None
+
+    def add_fitted(self, fitted: FittedSet) -> None:
+        """Register a new fit job."""
+        with self.lock:
+            self.fitted[fitted.id] = fitted
+
+    def delete(self, uid: str, owner: str) -> list[str]:
+        """Delete a dataset or fitted set of `owner` with everything derived from it."""
+        with self.lock:
+            doomed: list[str] = []
+            if (u := self.uploads.get(uid)) is not None and u.owner == owner:
+                doomed.append(uid)
+                if u.fitted_id is None:
+                    doomed += [f.id for f in self.fitted.values() if f.upload_id == uid]
+            elif (f := self.fitted.get(uid)) is not None and f.owner == owner:
+                doomed.append(uid)
+            fitted_ids = {d for d in doomed if d in self.fitted}
+            doomed += [u.id for u in self.uploads.values() if u.fitted_id in fitted_ids]
+            return self._forget(list(dict.fromkeys(doomed)))
+
+    def delete_all(self, owner: str) -> list[str]:
+        """Delete every dataset and fitted set of `owner`."""
+        with self.lock:
+            ids = [u.id for u in self.uploads.values() if u.owner == owner]
+            ids += [f.id for f in self.fitted.values() if f.owner == owner]
+            return self._forget(ids)
+
+    def _forget(self, ids: list[str]) -> list[str]:
+        gone = set(ids)
+        for uid in ids:
+            self.uploads.pop(uid, None)
+            self.fitted.pop(uid, None)
+        for table in (self.train_dedup, self.test_dedup):
+            for key in [k for k, v in table.items() if v in gone]:
+                del table[key]
+        return ids
+
+    # --- usage ---------------------------------------------------------------------------
+    def add_usage(self, owner: str, amount: int) -> None:
+        """Meter a fit or predict, in cells."""
+        with self.lock:
+            self.usage[owner] = self.usage.get(owner, 0) + amount
+
+    def usage_of(self, owner: str) -> int:
+        """Cells metered so far for `owner`."""
+        with self.lock:
+            return self.usage.get(owner, 0)
+
+    # --- request log ---------------------------------------------------------------------
+    def log_call(self, method: str, path: str, token: str | None) -> int:
+        """Append a request-log entry at arrival and return its sequence number."""
+        with self.lock:
+            seq = self._next_seq
+            self._next_seq += 1
+            self._calls.append(Call(seq, method, path, token, time.time()))
+            if len(self._calls) > MAX_CALLS:
+                del self._calls[: MAX_CALLS // 10]
+            return seq
+
+    def set_call_status(self, seq: int, status: int | None) -> None:
+        """Record the status answered (None: dropped)."""
+        with self.lock:
+            for call in reversed(self._calls):
+                if call.seq == seq:
+                    call.status = status
+                    return
+
+    def calls(self, since: int = 0) -> list[dict[str, Any]]:
+        """Log entries with seq > since, oldest first."""
+        with self.lock:
+            return [
+                {
+                    "seq": c.seq,
+                    "method": c.method,
+                    "path": c.path,
+                    "token_id": c.token_id,
+                    "status": c.status,
+                    "ts": c.ts,
+                }
+                for c in self._calls
+                if c.seq > since
+            ]
+
+    def clear_calls(self) -> None:
+        """Empty the log; sequence numbers keep increasing so `since` stays meaningful."""
+        with self.lock:
+            self._calls.clear()

@@ -37,7 +37,7 @@ async def read_body(request: Request) -> RawBody:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("", "application/json") or content_type.endswith("+json"):
         return RawBody(json_bytes=await request.body())
-    if content_type == "multipart/form-data":
+    if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.form(max_files=1, max_fields=MAX_FORM_FIELDS)
         try:
             raw = RawBody()

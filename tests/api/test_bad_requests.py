@@ -1,0 +1,574 @@
+"""Bad input gets a clear 4xx with a code and a message that says what to fix, never a 500.
+
+Each case builds one request against a small world (two users, ready models of both tasks,
+a failed model, a finished job) and names the status and code it must get.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from shared.config import Settings
+from tests.support.builders import (
+    Account,
+    classification_data,
+    fit,
+    fit_ready,
+    register,
+    regression_data,
+    wait_for_job,
+)
+from tests.support.processes import ManagedProcess
+from tests.support.settings import make_settings
+from tests.support.standin import StandinProcess
+
+X, Y, X_TEST, _ = classification_data(n_train=60)
+RX, RY, RX_TEST = regression_data(n_train=60)
+
+
+@dataclass
+class World:
+    owner: Account
+    other: Account
+    quota: Account
+    classifier: str
+    regressor: str
+    failed_model: str
+    finished_job: str
+    failed_job: str
+
+
+@pytest.fixture(scope="module")
+def world(app: FastAPI, worker: ManagedProcess) -> World:
+    client = TestClient(app, client=("198.51.100.1", 1))
+    owner, other = register(client), register(client)
+    classifier = fit_ready(client, owner, X, Y)
+    regressor = fit_ready(client, owner, RX, RY, "regression")
+    quota = register(client, prefix="overquota")
+    failed = wait_for_job(client, quota, fit(client, quota, X, Y)["id"])
+    assert failed["status"] == "failed"
+    return World(
+        owner=owner,
+        other=other,
+        quota=quota,
+        classifier=classifier["model_id"],
+        regressor=regressor["model_id"],
+        failed_model=failed["model_id"],
+        finished_job=classifier["id"],
+        failed_job=failed["id"],
+    )
+
+
+Send = Callable[[TestClient, World], httpx.Response]
+
+
+def post_fit(body: Any, *, raw: bytes | None = None, headers: dict[str, str] | None = None) -> Send:
+    def send(client: TestClient, world: World) -> httpx.Response:
+        all_headers = {**world.owner.headers, **(headers or {})}
+        if raw is not None:
+            return client.post("/api/v1/models/fit", content=raw, headers=all_headers)
+        return client.post("/api/v1/models/fit", json=body, headers=all_headers)
+
+    return send
+
+
+def fit_body(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "features": [[1.0, "a"], [2.0, "b"], [3.0, "a"]],
+        "target": [0, 1, 0],
+        "task": "classification",
+    }
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+def post_predict(body: Any, model: str = "classifier", as_user: str = "owner") -> Send:
+    def send(client: TestClient, world: World) -> httpx.Response:
+        model_id = getattr(world, model, model)
+        account = getattr(world, as_user)
+        return client.post(f"/api/v1/models/{model_id}/predict", json=body, headers=account.headers)
+
+    return send
+
+
+def get(path: str, as_user: str = "owner") -> Send:
+    def send(client: TestClient, world: World) -> httpx.Response:
+        account = getattr(world, as_user)
+        return client.get(path.format(w=world), headers=account.headers)
+
+    return send
+
+
+def cancel(job: str) -> Send:
+    def send(client: TestClient, world: World) -> httpx.Response:
+        return client.post(
+            f"/api/v1/jobs/{getattr(world, job)}/cancel", headers=world.owner.headers
+        )
+
+    return send
+
+
+def multipart(path: str, files: dict[str, Any] | None, data: dict[str, str]) -> Send:
+    def send(client: TestClient, world: World) -> httpx.Response:
+        url = path.format(w=world)
+        return client.post(url, files=files, data=data, headers=world.owner.headers)
+
+    return send
+
+
+def predict_on_pending_model(client: TestClient, world: World) -> httpx.Response:
+    slow = register(client, prefix="slow")
+    pending = fit(client, slow, X, Y)
+    return client.post(
+        f"/api/v1/models/{pending['model_id']}/predict",
+        json={"features": X_TEST[:2]},
+        headers=slow.headers,
+    )
+
+
+def reuse_idempotency_key(client: TestClient, world: World) -> httpx.Response:
+    headers = {**world.owner.headers, "Idempotency-Key": "bad-requests-reuse"}
+    first = client.post("/api/v1/models/fit", json=fit_body(), headers=headers)
+    assert first.status_code == 202
+    return client.post("/api/v1/models/fit", json=fit_body(target=[1, 0, 1]), headers=headers)
+
+
+def with_standin_limits(limits: dict[str, int], body: dict[str, Any]) -> Send:
+    def send(client: TestClient, world: World) -> httpx.Response:
+        standin: StandinProcess = world.__dict__["standin"]
+        standin.configure(limits=limits)
+        try:
+            fresh = register(client)  # a new account: its limits are not cached yet
+            return client.post("/api/v1/models/fit", json=body, headers=fresh.headers)
+        finally:
+            standin.reset()
+
+    return send
+
+
+CSV_RAGGED = b"a,b,target\n1,2,0\n3,4,5,1\n5,6,0\n"
+CSV_OK = b"a,b,target\n1,2,0\n3,4,1\n5,6,0\n"
+
+CASES: list[tuple[str, Send, int, str, str]] = [
+    # (name, request, status, code, a word the message must contain)
+    (
+        "body is not JSON",
+        post_fit(None, raw=b"{features: oops"),
+        400,
+        "VALIDATION_ERROR",
+        "valid JSON",
+    ),
+    ("body is a JSON array", post_fit(None, raw=b"[1, 2]"), 400, "VALIDATION_ERROR", "object"),
+    (
+        "NaN in the body",
+        post_fit(None, raw=b'{"features": [[NaN]], "target": [1], "task": "regression"}'),
+        400,
+        "VALIDATION_ERROR",
+        "null",
+    ),
+    ("features missing", post_fit(fit_body(features=...)), 400, "VALIDATION_ERROR", "features"),
+    ("target missing", post_fit(fit_body(target=...)), 400, "VALIDATION_ERROR", "target"),
+    ("task missing", post_fit(fit_body(task=...)), 400, "VALIDATION_ERROR", "task"),
+    ("unknown task", post_fit(fit_body(task="clustering")), 400, "VALIDATION_ERROR", "task"),
+    ("no rows", post_fit(fit_body(features=[], target=[])), 400, "VALIDATION_ERROR", "empty"),
+    (
+        "ragged rows",
+        post_fit(fit_body(features=[[1.0, 2.0], [3.0], [4.0, 5.0]])),
+        400,
+        "VALIDATION_ERROR",
+        "features[1]",
+    ),
+    (
+        "a row that is not an array",
+        post_fit(fit_body(features=[[1.0, "a"], 5, [2.0, "b"]])),
+        400,
+        "VALIDATION_ERROR",
+        "features[1]",
+    ),
+    (
+        "a boolean cell",
+        post_fit(fit_body(features=[[1.0, True], [2.0, "b"], [3.0, "a"]])),
+        400,
+        "VALIDATION_ERROR",
+        "features[0][1]",
+    ),
+    (
+        "an object cell",
+        post_fit(fit_body(features=[[1.0, {"x": 1}], [2.0, "b"], [3.0, "a"]])),
+        400,
+        "VALIDATION_ERROR",
+        "features[0][1]",
+    ),
+    (
+        "numbers and strings in one column",
+        post_fit(fit_body(features=[[1.0, "a"], ["x", "b"], [3.0, "a"]])),
+        400,
+        "VALIDATION_ERROR",
+        "column 0",
+    ),
+    (
+        "an infinite number",
+        post_fit(
+            None,
+            raw=b'{"features": [[1e999], [1], [2]], "target": [0, 1, 0], "task": "classification"}',
+        ),
+        400,
+        "VALIDATION_ERROR",
+        "finite",
+    ),
+    (
+        "target shorter than the rows",
+        post_fit(fit_body(target=[0, 1])),
+        400,
+        "VALIDATION_ERROR",
+        "3 rows",
+    ),
+    (
+        "a missing label",
+        post_fit(fit_body(target=[0, None, 1])),
+        400,
+        "VALIDATION_ERROR",
+        "target[1]",
+    ),
+    (
+        "one class only",
+        post_fit(fit_body(target=[1, 1, 1])),
+        400,
+        "VALIDATION_ERROR",
+        "single class",
+    ),
+    (
+        "text target for regression",
+        post_fit(fit_body(task="regression", target=["a", "b", "c"])),
+        400,
+        "VALIDATION_ERROR",
+        "regression",
+    ),
+    ("unknown field", post_fit(fit_body(colour="red")), 400, "VALIDATION_ERROR", "colour"),
+    (
+        "unknown config option",
+        post_fit(fit_body(config={"n_estimator": 4})),
+        400,
+        "VALIDATION_ERROR",
+        "n_estimator",
+    ),
+    (
+        "unknown model_path",
+        post_fit(fit_body(config={"model_path": "v9_turbo"})),
+        400,
+        "VALIDATION_ERROR",
+        "model_path",
+    ),
+    (
+        "n_estimators of zero",
+        post_fit(fit_body(config={"n_estimators": 0})),
+        400,
+        "VALIDATION_ERROR",
+        "n_estimators",
+    ),
+    (
+        "feature_names of the wrong length",
+        post_fit(fit_body(feature_names=["only"])),
+        400,
+        "VALIDATION_ERROR",
+        "feature_names",
+    ),
+    (
+        "repeated feature_names",
+        post_fit(fit_body(feature_names=["a", "a"])),
+        400,
+        "VALIDATION_ERROR",
+        "repeats",
+    ),
+    (
+        "categorical index out of range",
+        post_fit(fit_body(config={"categorical_features_indices": [7]})),
+        400,
+        "VALIDATION_ERROR",
+        "categorical_features_indices",
+    ),
+    (
+        "ftp callback",
+        post_fit(fit_body(callback_url="ftp://example.com/hook")),
+        400,
+        "INVALID_CALLBACK_URL",
+        "http",
+    ),
+    (
+        "more columns than TabPFN allows",
+        with_standin_limits({"max_cols": 1}, fit_body()),
+        400,
+        "LIMIT_EXCEEDED",
+        "columns",
+    ),
+    (
+        "more classes than TabPFN allows",
+        with_standin_limits({"max_classes": 2}, fit_body(target=[0, 1, 2])),
+        400,
+        "LIMIT_EXCEEDED",
+        "classes",
+    ),
+    (
+        "more rows than TabPFN allows",
+        with_standin_limits({"train_set_max_rows": 2}, fit_body()),
+        400,
+        "LIMIT_EXCEEDED",
+        "rows",
+    ),
+    (
+        "plain text body",
+        post_fit(None, raw=b"a,b", headers={"Content-Type": "text/plain"}),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "application/json",
+    ),
+    (
+        "multipart without a file",
+        multipart(
+            "/api/v1/models/fit", None, {"task": "classification", "target_column": "target"}
+        ),
+        400,
+        "VALIDATION_ERROR",
+        "file",
+    ),
+    (
+        "multipart without target_column",
+        multipart(
+            "/api/v1/models/fit",
+            {"file": ("d.csv", CSV_OK, "text/csv")},
+            {"task": "classification"},
+        ),
+        400,
+        "VALIDATION_ERROR",
+        "target_column",
+    ),
+    (
+        "target_column not in the file",
+        multipart(
+            "/api/v1/models/fit",
+            {"file": ("d.csv", CSV_OK, "text/csv")},
+            {"task": "classification", "target_column": "label"},
+        ),
+        400,
+        "VALIDATION_ERROR",
+        "label",
+    ),
+    (
+        "ragged CSV",
+        multipart(
+            "/api/v1/models/fit",
+            {"file": ("d.csv", CSV_RAGGED, "text/csv")},
+            {"task": "classification", "target_column": "target"},
+        ),
+        400,
+        "VALIDATION_ERROR",
+        "CSV",
+    ),
+    (
+        "reused Idempotency-Key with another body",
+        reuse_idempotency_key,
+        422,
+        "IDEMPOTENCY_KEY_REUSED",
+        "Idempotency-Key",
+    ),
+    # predictions
+    (
+        "predict on an unknown model",
+        post_predict({"features": X_TEST[:2]}, model="8f4f3c1e-0000-4000-8000-000000000000"),
+        404,
+        "NOT_FOUND",
+        "model",
+    ),
+    (
+        "predict on another user's model",
+        post_predict({"features": X_TEST[:2]}, as_user="other"),
+        403,
+        "FORBIDDEN",
+        "another user",
+    ),
+    (
+        "predict with a malformed model id",
+        post_predict({"features": X_TEST[:2]}, model="not-a-uuid"),
+        400,
+        "VALIDATION_ERROR",
+        "model_id",
+    ),
+    (
+        "predict on a model still fitting",
+        predict_on_pending_model,
+        409,
+        "MODEL_NOT_READY",
+        "still being fit",
+    ),
+    (
+        "predict on a model whose fit failed",
+        post_predict({"features": X_TEST[:2]}, model="failed_model", as_user="quota"),
+        409,
+        "MODEL_NOT_READY",
+        "failed",
+    ),
+    (
+        "predict with too few columns",
+        post_predict({"features": [row[:5] for row in X_TEST[:2]]}),
+        400,
+        "FEATURE_COUNT_MISMATCH",
+        "30",
+    ),
+    (
+        "probas from a regressor",
+        post_predict({"features": RX_TEST[:2], "output_type": "probas"}, model="regressor"),
+        400,
+        "VALIDATION_ERROR",
+        "regression",
+    ),
+    (
+        "mean from a classifier",
+        post_predict({"features": X_TEST[:2], "output_type": "mean"}),
+        400,
+        "VALIDATION_ERROR",
+        "classification",
+    ),
+    (
+        "a quantile of 1.5",
+        post_predict(
+            {"features": RX_TEST[:2], "output_type": "quantiles", "quantiles": [0.5, 1.5]},
+            model="regressor",
+        ),
+        400,
+        "VALIDATION_ERROR",
+        "quantile",
+    ),
+    (
+        "text in a numeric column",
+        post_predict({"features": [["x", *X_TEST[0][1:]]]}),
+        400,
+        "VALIDATION_ERROR",
+        "column 0",
+    ),
+    # jobs
+    (
+        "an unknown job",
+        get("/api/v1/jobs/8f4f3c1e-0000-4000-8000-000000000000"),
+        404,
+        "NOT_FOUND",
+        "job",
+    ),
+    (
+        "another user's job",
+        get("/api/v1/jobs/{w.finished_job}", as_user="other"),
+        403,
+        "FORBIDDEN",
+        "another user",
+    ),
+    ("cancel a finished job", cancel("finished_job"), 409, "JOB_FINISHED", "already ended"),
+    (
+        "the result of a failed job",
+        get("/api/v1/jobs/{w.failed_job}/result", as_user="quota"),
+        409,
+        "JOB_NOT_SUCCEEDED",
+        "failed",
+    ),
+    (
+        "a result in an unknown format",
+        get("/api/v1/jobs/{w.finished_job}/result?format=xml"),
+        400,
+        "VALIDATION_ERROR",
+        "format",
+    ),
+    ("a page of 1000", get("/api/v1/jobs?page_size=1000"), 400, "VALIDATION_ERROR", "page_size"),
+    (
+        "an unknown status filter",
+        get("/api/v1/jobs?status=lost"),
+        400,
+        "VALIDATION_ERROR",
+        "status",
+    ),
+    (
+        "a fit result as CSV",
+        get("/api/v1/jobs/{w.finished_job}/result?format=csv"),
+        400,
+        "VALIDATION_ERROR",
+        "JSON",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def world_with_standin(world: World, standin: StandinProcess) -> World:
+    world.__dict__["standin"] = standin
+    return world
+
+
+@pytest.mark.parametrize(
+    ("name", "send", "status", "code", "word"), CASES, ids=[c[0] for c in CASES]
+)
+def test_bad_request(
+    client: TestClient,
+    world_with_standin: World,
+    name: str,
+    send: Send,
+    status: int,
+    code: str,
+    word: str,
+) -> None:
+    response = send(client, world_with_standin)
+    assert response.status_code == status, f"{name}: {response.status_code} {response.text}"
+    body = response.json()
+    assert body["code"] == code, body
+    assert word.lower() in body["message"].lower(), body["message"]
+
+
+def test_at_least_25_cases() -> None:
+    assert len(CASES) >= 25
+
+
+@pytest.fixture
+def small_app(settings: Settings) -> Iterator[FastAPI]:
+    app = create_app(
+        make_settings(
+            DATABASE_URL=settings.DATABASE_URL,
+            REDIS_URL=settings.REDIS_URL,
+            TABPFN_API_URL=settings.TABPFN_API_URL,
+            MAX_UPLOAD_BYTES=2048,
+        )
+    )
+    yield app
+    app.state.context.close()
+
+
+def test_oversize_upload_is_413(small_app: FastAPI) -> None:
+    client = TestClient(small_app)
+    account = register(client)
+    big = {
+        "features": [[float(i)] * 20 for i in range(50)],
+        "target": [i % 2 for i in range(50)],
+        "task": "classification",
+    }
+    declared = client.post("/api/v1/models/fit", json=big, headers=account.headers)
+    assert declared.status_code == 413 and declared.json()["code"] == "PAYLOAD_TOO_LARGE"
+
+    def chunks() -> Iterator[bytes]:
+        data = json.dumps(big).encode()
+        for start in range(0, len(data), 512):
+            yield data[start : start + 512]
+
+    streamed = client.post(
+        "/api/v1/models/fit",
+        content=chunks(),
+        headers={**account.headers, "Content-Type": "application/json"},
+    )
+    assert streamed.status_code == 413 and "MAX_UPLOAD_BYTES" in streamed.json()["message"]
+
+
+def test_unauthenticated_submission_is_401(client: TestClient) -> None:
+    response = client.post("/api/v1/models/fit", json=fit_body())
+    assert response.status_code == 401 and response.json()["code"] == "UNAUTHORIZED"

@@ -48,7 +48,7 @@ def claim(
                 updated_at=func.now(),
             )
             .returning(Job),
-            execution_options={"synchronize_session": False},
+            execution_options={"synchronize_session": False, "populate_existing": True},
         ).one_or_none()
     return (job, token) if job is not None else None
 

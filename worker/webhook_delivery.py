@@ -71,7 +71,7 @@ def _claim(runtime: WorkerRuntime, delivery_id: uuid.UUID) -> tuple[WebhookDeliv
             )
             .values(attempted_at=func.now())
             .returning(WebhookDelivery),
-            execution_options={"synchronize_session": False},
+            execution_options={"synchronize_session": False, "populate_existing": True},
         ).one_or_none()
         if delivery is None:
             return None

@@ -68,7 +68,8 @@ def finish(
     if lease_token is not None:
         statement = statement.where(Job.lease_token == lease_token)
     job = session.scalars(
-        statement.values(**values).returning(Job), execution_options={"synchronize_session": False}
+        statement.values(**values).returning(Job),
+        execution_options={"synchronize_session": False, "populate_existing": True},
     ).one_or_none()
     if job is None:
         return None
@@ -111,5 +112,5 @@ def requeue(
             error_message=error[1] if error else None,
             updated_at=func.now(),
         ).returning(Job),
-        execution_options={"synchronize_session": False},
+        execution_options={"synchronize_session": False, "populate_existing": True},
     ).one_or_none()

@@ -1,0 +1,259 @@
+"""Nothing accepted is lost, whatever crashes: each fault from the jobs issue, on real parts.
+
+Killed workers, duplicated messages, a broker that is down during submission, upstream
+bursts, quotas and rate limits, cancellation before and during a run.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from shared.config import Settings
+from shared.queue import Publisher, TaskName
+from tests.support.builders import Account, classification_data, fit, register, wait_for_job
+from tests.support.processes import ManagedProcess
+from tests.support.servers import PostgresServer
+from tests.support.stack import Stack, private_stack
+from tests.support.standin import StandinProcess, token_id
+
+X, Y, X_TEST, _ = classification_data(n_train=120)
+
+
+@pytest.fixture
+def stack(
+    postgres: PostgresServer, settings: Settings, log_dir: Path, tmp_path: Path
+) -> Iterator[Stack]:
+    with private_stack(postgres, settings, log_dir, tmp_path) as built:
+        yield built
+
+
+def upstream_calls(
+    standin: StandinProcess, account: Account, path: str, since: int = 0
+) -> list[dict[str, Any]]:
+    mine = token_id(account.token)
+    return [c for c in standin.calls(since) if c["token_id"] == mine and c["path"] == path]
+
+
+def wait_for_inflight_fit(standin: StandinProcess, account: Account, since: int) -> None:
+    """Until the stand-in is answering this account's /tabpfn/fit (logged, no status yet)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(c["status"] is None for c in upstream_calls(standin, account, "/tabpfn/fit", since)):
+            return
+        time.sleep(0.02)
+    raise TimeoutError("the fit never reached the upstream")
+
+
+def kill_children(worker: ManagedProcess) -> list[int]:
+    children = psutil.Process(worker.pid).children()
+    for child in children:
+        child.send_signal(signal.SIGKILL)
+    return [child.pid for child in children]
+
+
+def test_worker_killed_mid_call_still_succeeds(stack: Stack, standin: StandinProcess) -> None:
+    """SIGKILL of the worker process while its upstream call runs: the lease expires, the
+    sweeper re-queues the job, the next attempt succeeds (attempts == 2)."""
+    worker = stack.start_worker(concurrency=1)
+    stack.start_beat()
+    client = stack.client()
+    account = register(client, prefix="slow")
+    since = standin.last_seq()
+    job = fit(client, account, X, Y)
+    wait_for_inflight_fit(standin, account, since)
+    assert kill_children(worker)
+    finished = wait_for_job(client, account, job["id"], timeout=90)
+    assert finished["status"] == "succeeded", finished
+    assert finished["attempts"] == 2
+    assert finished["error"] is None
+    model = client.get(f"/api/v1/models/{job['model_id']}", headers=account.headers).json()
+    assert model["status"] == "ready"
+
+
+def test_worker_lost_too_often_fails_with_worker_lost(
+    postgres: PostgresServer,
+    settings: Settings,
+    log_dir: Path,
+    tmp_path: Path,
+    standin: StandinProcess,
+) -> None:
+    with private_stack(postgres, settings, log_dir, tmp_path, JOB_MAX_ATTEMPTS=1) as stack:
+        worker = stack.start_worker(concurrency=1)
+        stack.start_beat()
+        client = stack.client()
+        account = register(client, prefix="slow")
+        since = standin.last_seq()
+        job = fit(client, account, X, Y)
+        wait_for_inflight_fit(standin, account, since)
+        kill_children(worker)
+        finished = wait_for_job(client, account, job["id"], timeout=60)
+    assert finished["status"] == "failed"
+    assert finished["error"]["code"] == "WORKER_LOST"
+    assert finished["attempts"] == 1
+
+
+def test_a_duplicate_message_runs_the_job_once(
+    client: TestClient, settings: Settings, worker: ManagedProcess, standin: StandinProcess
+) -> None:
+    """The same message delivered twice while the first worker is alive and busy: one
+    upstream call, one result."""
+    account = register(client, prefix="slow")
+    since = standin.last_seq()
+    job = fit(client, account, X, Y)
+    wait_for_inflight_fit(standin, account, since)
+    publisher = Publisher(settings)
+    try:
+        assert publisher.publish(TaskName.RUN_FIT, job["id"])
+    finally:
+        publisher.close()
+    finished = wait_for_job(client, account, job["id"])
+    assert finished["status"] == "succeeded" and finished["attempts"] == 1
+    worker.wait_for_log(f"job {job['id']} not claimable", timeout=10)
+    assert len(upstream_calls(standin, account, "/tabpfn/fit", since)) == 1
+
+
+def test_submission_while_redis_is_down_is_accepted_and_runs_later(
+    stack: Stack, standin: StandinProcess
+) -> None:
+    stack.start_worker(concurrency=1)
+    stack.start_beat()
+    client = stack.client()
+    account = register(client)
+    port = stack.redis.port
+    stack.redis.stop()
+    response = client.post(
+        "/api/v1/models/fit",
+        json={"features": X, "target": Y, "task": "classification"},
+        headers=account.headers,
+    )
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["status"] == "queued"
+    engine = sa.create_engine(stack.settings.DATABASE_URL)
+    try:
+        with engine.connect() as connection:
+            published = connection.execute(
+                sa.text("SELECT published_at FROM jobs WHERE id = :id"), {"id": job["id"]}
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert published is None  # no message went out: the sweeper owns it now
+    stack.redis.start(port=port)
+    finished = wait_for_job(client, account, job["id"], timeout=90)
+    assert finished["status"] == "succeeded", finished
+
+
+def test_a_burst_of_5xx_is_retried_until_it_succeeds(
+    client: TestClient, worker: ManagedProcess, standin: StandinProcess
+) -> None:
+    account = register(client, prefix="flaky")
+    since = standin.last_seq()
+    finished = wait_for_job(client, account, fit(client, account, X, Y)["id"])
+    assert finished["status"] == "succeeded", finished
+    assert finished["attempts"] == 2
+    statuses = [c["status"] for c in upstream_calls(standin, account, "/tabpfn/fit", since)]
+    assert statuses == [503, 503, 200]
+
+
+def test_an_exhausted_quota_fails_at_once(client: TestClient, worker: ManagedProcess) -> None:
+    account = register(client, prefix="overquota")
+    finished = wait_for_job(client, account, fit(client, account, X, Y)["id"])
+    assert finished["status"] == "failed"
+    assert finished["attempts"] == 1
+    assert finished["error"]["code"] == "TABPFN_QUOTA_EXCEEDED"
+    assert "Resets at" in finished["error"]["message"]
+    assert finished["trace_id"]
+    model = client.get(f"/api/v1/models/{finished['model_id']}", headers=account.headers).json()
+    assert model["status"] == "failed"
+
+
+def test_rate_limits_are_retried_then_reported(client: TestClient, worker: ManagedProcess) -> None:
+    account = register(client, prefix="ratelimited")
+    finished = wait_for_job(client, account, fit(client, account, X, Y)["id"], timeout=60)
+    assert finished["status"] == "failed"
+    assert finished["error"]["code"] == "TABPFN_RATE_LIMITED"
+    assert finished["attempts"] == finished["max_attempts"] == 3
+
+
+def test_canceling_a_queued_job_never_calls_the_upstream(
+    stack: Stack, standin: StandinProcess
+) -> None:
+    client = stack.client()
+    account = register(client)
+    since = standin.last_seq()
+    job = fit(client, account, X, Y)
+    canceled = client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=account.headers)
+    assert canceled.status_code == 202
+    assert canceled.json()["status"] == "canceled"
+    worker = stack.start_worker(concurrency=1)  # now consumes the message
+    worker.wait_for_log(f"job {job['id']} not claimable", timeout=30)
+    after = client.get(f"/api/v1/jobs/{job['id']}", headers=account.headers).json()
+    assert after["status"] == "canceled" and after["error"]["code"] == "CANCELED"
+    mine = [c["path"] for c in standin.calls(since) if c["token_id"] == token_id(account.token)]
+    assert mine == ["/tabpfn/get_settings"]  # the limits check at submission, and no work
+
+
+def test_canceling_a_running_job_discards_its_result(
+    client: TestClient, worker: ManagedProcess, standin: StandinProcess
+) -> None:
+    account = register(client, prefix="slow")
+    since = standin.last_seq()
+    job = fit(client, account, X, Y)
+    wait_for_inflight_fit(standin, account, since)
+    canceled = client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=account.headers).json()
+    assert canceled["status"] == "canceled"
+    deadline = time.monotonic() + 30
+    while upstream_calls(standin, account, "/tabpfn/fit", since)[0]["status"] is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    worker.wait_for_log("outcome is discarded", timeout=10)
+    after = client.get(f"/api/v1/jobs/{job['id']}", headers=account.headers).json()
+    assert after["status"] == "canceled" and after["result"] is None
+    model = client.get(f"/api/v1/models/{job['model_id']}", headers=account.headers).json()
+    assert model["status"] == "failed"
+
+
+def test_users_in_several_worker_processes_keep_their_own_tokens(
+    client: TestClient, worker: ManagedProcess, standin: StandinProcess
+) -> None:
+    """Four users at once through the real prefork worker (2 children): every upstream
+    request carries its own user's token, and nothing carries a token it should not."""
+    accounts = [register(client, prefix="slow") for _ in range(4)]  # 2 s fits: they overlap
+    since = standin.last_seq()
+    fits = [fit(client, a, X, Y) for a in accounts]
+    models = [
+        wait_for_job(client, a, f["id"])["model_id"] for a, f in zip(accounts, fits, strict=True)
+    ]
+    predictions = [
+        client.post(
+            f"/api/v1/models/{m}/predict", json={"features": X_TEST}, headers=a.headers
+        ).json()["id"]
+        for a, m in zip(accounts, models, strict=True)
+    ]
+    for account, job_id in zip(accounts, predictions, strict=True):
+        assert wait_for_job(client, account, job_id)["status"] == "succeeded"
+    calls = standin.calls(since)
+    ids = {token_id(a.token) for a in accounts}
+    work = [
+        c
+        for c in calls
+        if c["path"] in ("/tabpfn/fit", "/tabpfn/predict", "/tabpfn/prepare_test_set_upload")
+    ]
+    assert len(work) == 12 and {c["token_id"] for c in work} == ids
+    assert all(c["token_id"] is None for c in calls if c["method"] == "PUT")
+    job_ids = {*(f["id"] for f in fits), *predictions}
+    pids = {
+        line.split('"process": ')[1].split(",")[0]
+        for line in worker.log_text().splitlines()
+        if "job started" in line and any(j in line for j in job_ids)
+    }
+    assert len(pids) >= 2, "the jobs should have run in more than one worker process"

@@ -16,10 +16,11 @@ from api import openapi
 from api.context import AppContext
 from api.errors import register_error_handlers
 from api.middleware import RequestContextMiddleware
-from api.routes import auth, jobs, meta, models, usage, users
+from api.routes import auth, jobs, meta, metrics, models, usage, users
 from api.schemas.jobs import FitBody, PredictBody
 from shared.config import Settings, get_settings
 from shared.logs import setup_logging
+from shared.metrics import observe_request
 from shared.version import __version__
 
 
@@ -41,9 +42,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.context = context
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.MAX_UPLOAD_BYTES)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.MAX_UPLOAD_BYTES, observer=observe_request
+    )
     register_error_handlers(app)
     app.include_router(meta.router)
+    app.include_router(metrics.router)
     for router in (auth.router, users.router, models.router, jobs.router, usage.router):
         app.include_router(router)
     openapi.install(app, [FitBody, PredictBody])

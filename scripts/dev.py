@@ -24,7 +24,7 @@ from dotenv import dotenv_values
 from scripts.engines import EmbeddedPostgres, EmbeddedRedis, die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / ".data"
+DATA = Path(os.environ.get("DEV_DATA_DIR") or ROOT / ".data")
 BIN = Path(sys.executable).parent
 API_PORT = int(os.environ.get("API_PORT", "8000"))
 FLOWER_PORT = int(os.environ.get("FLOWER_PORT", "5555"))

@@ -20,9 +20,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 CONTEXT_FIELDS = ("request_id", "user_id", "job_id", "attempt")
-_context: dict[str, contextvars.ContextVar[str | None]] = {
-    name: contextvars.ContextVar(f"log_{name}", default=None) for name in CONTEXT_FIELDS
-}
+# One dict per scope. A context copied into a worker thread (FastAPI runs sync dependencies
+# and routes in a thread pool) shares the dict, so a field set there (the user id, found by
+# the auth dependency) reaches every later line of the request.
+_scope: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "log_scope", default=None
+)
 
 _SECRET_SHAPES = re.compile(
     r"(tpk_[A-Za-z0-9]+_[A-Za-z0-9_\-]+|whsec_[A-Za-z0-9+/=]+|(?i:bearer)\s+[^\s\"',]+)"
@@ -35,30 +38,35 @@ def redact(text: str) -> str:
     return _SECRET_SHAPES.sub("[REDACTED]", text)
 
 
+def _checked(values: dict[str, object]) -> dict[str, str]:
+    unknown = set(values) - set(CONTEXT_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown log context field(s) {sorted(unknown)}")
+    return {name: str(value) for name, value in values.items() if value is not None}
+
+
 @contextlib.contextmanager
 def log_context(**values: object) -> Iterator[None]:
     """Attach context fields (e.g. job_id, attempt) to every log line inside the block."""
-    tokens = []
-    for name, value in values.items():
-        if name not in _context:
-            raise ValueError(f"unknown log context field {name!r}")
-        tokens.append((name, _context[name].set(None if value is None else str(value))))
+    token = _scope.set({**(_scope.get() or {}), **_checked(values)})
     try:
         yield
     finally:
-        for name, token in reversed(tokens):
-            _context[name].reset(token)
+        _scope.reset(token)
 
 
 def set_log_context(**values: object) -> None:
-    """Set context fields for the rest of the current context (e.g. a request's user id)."""
-    for name, value in values.items():
-        _context[name].set(None if value is None else str(value))
+    """Add fields to the current scope, visible to the rest of it (even across threads)."""
+    scope = _scope.get()
+    if scope is None:
+        _scope.set(_checked(values))
+    else:
+        scope.update(_checked(values))
 
 
 def current_context() -> dict[str, str]:
     """The context fields that are set right now."""
-    return {name: value for name, var in _context.items() if (value := var.get()) is not None}
+    return dict(_scope.get() or {})
 
 
 class TextFormatter(logging.Formatter):

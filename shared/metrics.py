@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
 
 from shared.models import Job
 
@@ -55,6 +55,15 @@ def multiprocess_enabled() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
+def process_registry() -> CollectorRegistry:
+    """What to expose: every process sharing the multi-process folder, else this process."""
+    if not multiprocess_enabled():
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
 def job_started(job: Job) -> None:
     if job.attempts == 1 and job.started_at is not None:
         wait = (job.started_at - job.created_at).total_seconds()
@@ -71,3 +80,9 @@ def upstream_call(operation: str, seconds: float, error_code: str | None) -> Non
     UPSTREAM_LATENCY.labels(operation).observe(seconds)
     if error_code is not None:
         UPSTREAM_ERRORS.labels(operation, error_code).inc()
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one HTTP request (the route template keeps label cardinality bounded)."""
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_LATENCY.labels(method, route).observe(seconds)

@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from shared.config import Settings
-from shared.logs import JsonFormatter
+from shared.logs import JsonFormatter, setup_logging
 from tests.support import secrets as secret_registry
 from tests.support.processes import ManagedProcess, start_beat, start_worker
 from tests.support.servers import PostgresServer, RedisServer
@@ -94,6 +94,8 @@ def settings(
 def api_log(log_dir: Path) -> Iterator[Path]:
     """Everything this (API) process logs also goes to api.log, for the secret scan."""
     path = log_dir / "api.log"
+    # Configure the process's logging first: a later setup must not drop this handler.
+    setup_logging("INFO", "json", label="api")
     handler = logging.FileHandler(path)
     handler.setFormatter(JsonFormatter())
     logging.getLogger().addHandler(handler)

@@ -56,6 +56,13 @@ def _configure_logging(**_: Any) -> None:
     setup_logging(settings.LOG_LEVEL, settings.LOG_FORMAT, label="worker")
 
 
+@signals.worker_init.connect
+def _serve_worker_metrics(**_: Any) -> None:
+    """With WORKER_METRICS_PORT set, the worker's main process serves its children's metrics."""
+    if settings.WORKER_METRICS_PORT is not None:
+        runtime.serve_metrics(settings.WORKER_METRICS_PORT)
+
+
 @signals.worker_process_init.connect
 def _init_worker_process(**_: Any) -> None:
     """Each prefork child gets a fresh engine and a fresh upstream HTTP client."""

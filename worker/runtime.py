@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from prometheus_client import start_http_server
 
 from shared.config import Settings, get_settings
 from shared.db import Database
+from shared.metrics import process_registry
 from shared.queue import Publisher
 from shared.redis_client import make_redis
 from shared.tabpfn.adapter import TabPFNUpstream
@@ -81,3 +83,9 @@ def beat_schedule_path() -> str:
     folder = Path(tempfile.gettempdir()) / f"tabpfn-api-beat-{os.getuid()}"
     folder.mkdir(parents=True, exist_ok=True)
     return str(folder / "celerybeat-schedule")
+
+
+def serve_metrics(port: int) -> None:
+    """Prometheus endpoint for this worker host (every child's samples, via the shared dir)."""
+    start_http_server(port, registry=process_registry())
+    logger.info("worker metrics on :%d/metrics", port)

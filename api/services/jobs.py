@@ -26,6 +26,7 @@ from shared import metrics
 from shared.datasets import parquet
 from shared.errors import Conflict, IdempotencyKeyReused, ValidationFailed
 from shared.jobs import transitions
+from shared.logs import log_context
 from shared.models import (
     Job,
     JobKind,
@@ -219,6 +220,8 @@ def _commit_new(session: Session, job: Job, current: CurrentUser, idem: Idempote
             raise
         return existing
     metrics.JOBS_CREATED.labels(job.kind.value).inc()
+    with log_context(job_id=job.id):
+        logger.info("%s job accepted for model %s", job.kind, job.model_id)
     return job
 
 
@@ -263,6 +266,8 @@ def cancel(session: Session, context: AppContext, job: Job) -> Job:
         session.refresh(job)
         raise Conflict(f"Job {job.id} already ended ({job.status}).", code="JOB_FINISHED")
     session.commit()
+    with log_context(job_id=job.id):
+        logger.info("job canceled by the user")
     metrics.job_finished(finished.job)
     if finished.delivery is not None:
         context.publisher.publish(TaskName.DELIVER_WEBHOOK, finished.delivery.id)

@@ -1,18 +1,23 @@
-"""`Annotated` dependency aliases, so routes stay a few lines long."""
+"""`Annotated` dependency aliases, so routes stay a few lines long.
+
+Dependencies that do no blocking I/O are `async def`: FastAPI runs every plain `def`
+dependency in its thread pool, and each hop there costs more than the work itself.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from api.context import AppContext
 from shared.config import Settings
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     """The process-wide resources of the app serving this request."""
     context: AppContext = request.app.state.context
     return context
@@ -21,18 +26,24 @@ def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def get_settings_dep(context: ContextDep) -> Settings:
+async def get_settings_dep(context: ContextDep) -> Settings:
     return context.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def get_session(context: ContextDep) -> Iterator[Session]:
+async def get_session(context: ContextDep) -> AsyncIterator[Session]:
     """One session per request. Routes commit explicitly: never commit in this teardown,
-    which since FastAPI 0.118 runs after the response is sent."""
-    with context.db.session() as session:
+    which since FastAPI 0.118 runs after the response is sent.
+
+    Async on purpose: making a session does no I/O, so it needs no thread; closing it may
+    (returning a connection rolls it back), so that runs in the thread pool."""
+    session = context.db.session()
+    try:
         yield session
+    finally:
+        await run_in_threadpool(session.close)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

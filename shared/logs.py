@@ -115,7 +115,7 @@ def setup_logging(level: str, fmt: str, *, label: str) -> None:
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
-    for noisy in ("httpx", "httpcore", "urllib3", "tabpfn_client", "amqp", "kombu"):
+    for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "tabpfn_client", "amqp", "kombu"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     _configured_label = label
     logging.getLogger(__name__).debug("logging configured for %s", label)

@@ -8,8 +8,12 @@ else; payloads stay in Postgres.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import threading
 import uuid
+import weakref
 from enum import StrEnum
 from typing import Any
 
@@ -79,8 +83,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_time_limit": settings.JOB_TIME_LIMIT_S,
         "task_soft_time_limit": settings.job_soft_time_limit_s,
         "worker_hijack_root_logger": False,
+        # Workers report task events for Flower. The publisher does not announce "sent"
+        # events: that would cost every submission a second Redis round trip, and the job
+        # row already records the submission.
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
         "enable_utc": True,
         "timezone": "UTC",
     }
@@ -91,33 +97,69 @@ class Publisher:
 
     Publishing happens after the commit, so a failed publish loses nothing: the job stays
     `queued` and the sweeper publishes it again.
+
+    Each thread keeps its own broker connection and producer: taking one from Celery's pool
+    per message made kombu build a new Redis client every time, which cost more than the
+    publish itself. A producer whose connection broke is dropped and rebuilt on next use.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.app = Celery("tabpfn-api-publisher", set_as_current=False)
         self.app.conf.update(celery_config(settings))
+        self._local = threading.local()
+        # Weak: a thread that ends takes its producer and connection with it.
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def _producer(self) -> Any:
+        producer = getattr(self._local, "producer", None)
+        if producer is None or self._local.pid != os.getpid():
+            connection = self.app.connection_for_write()
+            producer = self.app.amqp.Producer(connection)
+            self._local.producer, self._local.pid = producer, os.getpid()
+            with self._lock:
+                self._connections.add(connection)
+        return producer
+
+    def _drop_producer(self) -> None:
+        producer = getattr(self._local, "producer", None)
+        self._local.producer = None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                producer.connection.close()
 
     def publish(self, task: TaskName, object_id: uuid.UUID, *, countdown: float = 0) -> bool:
         """Send `task(object_id)`; True when the broker accepted it."""
-        try:
-            self.app.send_task(
-                task.value,
-                args=[str(object_id)],
-                countdown=countdown or None,
-                queue=TASK_QUEUES[task].value,
-                routing_key=TASK_QUEUES[task].value,
-                # One quick retry on a broken pooled connection, then give up: the caller
-                # has committed and the sweeper will publish again.
-                retry=True,
-                retry_policy={"max_retries": 1, "interval_start": 0.1, "interval_step": 0.2},
-            )
-        except Exception as error:  # the broker being down must never fail the request
-            logger.warning(
-                "could not publish %s for %s: %s", task.value, object_id, type(error).__name__
-            )
-            return False
-        return True
+        for attempt in (1, 2):  # a connection broken since the last use gets one fresh try
+            try:
+                self.app.send_task(
+                    task.value,
+                    args=[str(object_id)],
+                    countdown=countdown or None,
+                    queue=TASK_QUEUES[task].value,
+                    routing_key=TASK_QUEUES[task].value,
+                    producer=self._producer(),
+                    retry=False,
+                )
+            except Exception as error:  # the broker being down must never fail the request
+                self._drop_producer()
+                if attempt == 2:
+                    logger.warning(
+                        "could not publish %s for %s: %s",
+                        task.value,
+                        object_id,
+                        type(error).__name__,
+                    )
+                    return False
+            else:
+                return True
+        return False
 
     def close(self) -> None:
         """Release the broker connections."""
+        with self._lock:
+            for connection in list(self._connections):
+                with contextlib.suppress(Exception):
+                    connection.close()
+            self._connections.clear()
         self.app.close()

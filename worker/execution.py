@@ -186,7 +186,7 @@ def _predict_result(
     if inline:
         return result, None
     frame = results.to_frame(predictions, output_type, classes, quantiles)
-    encoded = parquet.encode(frame)
+    encoded = parquet.encode({str(name): frame[name].to_numpy() for name in frame.columns})
     payload = Payload(
         kind=PayloadKind.RESULT,
         sha256=encoded.sha256,

@@ -88,7 +88,7 @@ def create_key(
     body: KeyIn, current: CurrentUserDep, context: ContextDep, session: SessionDep
 ) -> NewKeyOut:
     """Issue another API key (shown once)."""
-    key, full_key = accounts.issue_key(session, context, current.user, body.name)
+    key, full_key = accounts.issue_key(session, context, current.id, body.name)
     session.commit()
     return NewKeyOut(
         **KeyOut.model_validate(key, from_attributes=True).model_dump(), api_key=full_key
@@ -114,13 +114,14 @@ def replace_tabpfn_token(
     body: TokenIn, current: CurrentUserDep, context: ContextDep, session: SessionDep
 ) -> UserOut:
     """Verify a new TabPFN token and store it (encrypted) in place of the old one."""
-    accounts.replace_token(session, context, current.user, body.tabpfn_token.get_secret_value())
+    user = current.load(session)
+    accounts.replace_token(session, context, user, body.tabpfn_token.get_secret_value())
     session.commit()
     return UserOut(
-        id=current.id,
-        created_at=current.user.created_at,
-        updated_at=current.user.updated_at,
-        current_key_id=current.key.key_id,
+        id=user.id,
+        created_at=user.created_at,
+        updated_at=user.updated_at,
+        current_key_id=current.key_id,
     )
 
 
@@ -134,6 +135,6 @@ def rotate_webhook_secret(
     current: CurrentUserDep, context: ContextDep, session: SessionDep
 ) -> WebhookSecretOut:
     """Replace the webhook signing secret (shown once); later deliveries use the new one."""
-    secret = accounts.rotate_webhook_secret(context, current.user)
+    secret = accounts.rotate_webhook_secret(context, current.load(session))
     session.commit()
     return WebhookSecretOut(webhook_secret=secret)

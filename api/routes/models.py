@@ -47,9 +47,7 @@ def accepted(response: Response, job: Job) -> JobOut:
 
 
 def _limits_for(context: ContextDep, current: CurrentUser, model_path: str | None) -> Limits | None:
-    return context.upstream.limits(
-        current.tabpfn_token(), current.user.token_fingerprint, model_path
-    )
+    return context.upstream.limits(current.tabpfn_token(), current.token_fingerprint, model_path)
 
 
 @router.get("/available", response_model=dict[str, list[str]])

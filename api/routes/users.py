@@ -15,19 +15,19 @@ router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"])
 
 
 @router.get("/me", response_model=UserOut, responses=error_responses(401))
-def me(current: CurrentUserDep) -> UserOut:
+async def me(current: CurrentUserDep) -> UserOut:
     """Who you are: your user id and the key this request used."""
     return UserOut(
         id=current.id,
-        created_at=current.user.created_at,
-        updated_at=current.user.updated_at,
-        current_key_id=current.key.key_id,
+        created_at=current.created_at,
+        updated_at=current.updated_at,
+        current_key_id=current.key_id,
     )
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401))
 def delete_me(current: CurrentUserDep, context: ContextDep, session: SessionDep) -> Response:
     """Delete your account and everything it owns: keys, models, jobs, stored data."""
-    accounts.delete_user(session, context, current.user)
+    accounts.delete_user(session, context, current.id)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

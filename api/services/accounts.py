@@ -63,12 +63,12 @@ def find_user_by_token(session: Session, context: AppContext, token: str) -> Use
 
 
 def issue_key(
-    session: Session, context: AppContext, user: User, name: str | None
+    session: Session, context: AppContext, user_id: uuid.UUID, name: str | None
 ) -> tuple[ApiKey, str]:
     """A new key row; returns it with the full key, which is never stored."""
     new = api_keys.generate()
     key = ApiKey(
-        user=user, key_id=new.key_id, secret_hash=context.hasher.hash(new.secret), name=name
+        user_id=user_id, key_id=new.key_id, secret_hash=context.hasher.hash(new.secret), name=name
     )
     session.add(key)
     session.flush()
@@ -101,7 +101,7 @@ def setup(
     else:
         _refresh_after_rotation(context, user, token)
     webhook_secret = context.box.decrypt(user.webhook_secret_encrypted)
-    key, full_key = issue_key(session, context, user, key_name)
+    key, full_key = issue_key(session, context, user.id, key_name)
     return user, key, full_key, webhook_secret
 
 
@@ -148,9 +148,9 @@ def revoke_key(session: Session, context: AppContext, user_id: uuid.UUID, key_id
     context.hasher.forget(key_id)
 
 
-def delete_user(session: Session, context: AppContext, user: User) -> None:
+def delete_user(session: Session, context: AppContext, user_id: uuid.UUID) -> None:
     """Hard-delete the user; the database cascades to keys, models, jobs, payloads, deliveries."""
-    key_ids = session.scalars(select(ApiKey.key_id).where(ApiKey.user_id == user.id)).all()
-    session.execute(delete(User).where(User.id == user.id))
+    key_ids = session.scalars(select(ApiKey.key_id).where(ApiKey.user_id == user_id)).all()
+    session.execute(delete(User).where(User.id == user_id))
     for key_id in key_ids:
         context.hasher.forget(key_id)

@@ -103,7 +103,7 @@ def to_feature_table(
             kind, values = expected, np.full(len(values), np.nan)
         columns[name] = values
         kinds.append(kind)
-    return FeatureTable(frame=pd.DataFrame(columns, copy=False), kinds=kinds, names=names)
+    return FeatureTable(columns=columns, kinds=kinds, names=names)
 
 
 def _number_text(value: float) -> str:

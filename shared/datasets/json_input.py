@@ -13,7 +13,6 @@ import math
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from shared.datasets.table import ColumnKind, FeatureTable, Target, column_label
 from shared.errors import ValidationFailed
@@ -184,8 +183,7 @@ def parse_features(
                     _reject_text_in_numeric(column, index, field, names)
         columns[names[index] if names else str(index)] = column
         kinds.append(kind)
-    frame = pd.DataFrame(columns, copy=False)
-    return FeatureTable(frame=frame, kinds=kinds, names=names)
+    return FeatureTable(columns=columns, kinds=kinds, names=names)
 
 
 def _reject_text_in_numeric(
@@ -217,6 +215,40 @@ def parse_target(values: Any, n_rows: int, task: Task) -> Target:
             f"target has {len(values)} values but features has {n_rows} rows; "
             "send one target value per row."
         )
+    array = _uniform_target(values, task)
+    if task is Task.REGRESSION:
+        return Target(values=array.astype(np.float64), classes=None)
+    classes = np.unique(array)
+    if len(classes) < 2:
+        raise ValidationFailed(
+            f"target has a single class ({classes[0].item()!r}); classification needs at "
+            "least two classes."
+        )
+    return Target(values=array, classes=[c.item() for c in classes])
+
+
+def _uniform_target(values: list[Any], task: Task) -> np.ndarray[Any, Any]:
+    """The target as one NumPy array of numbers (or of strings, for labels).
+
+    One vectorised conversion covers the usual cases; anything else (nulls, booleans,
+    mixed types, non-finite numbers) is found by a walk that names the first bad value."""
+    array = np.array(values) if values else np.array([], dtype=np.float64)
+    numeric = array.ndim == 1 and array.dtype.kind in "if" and bool(np.isfinite(array).all())
+    if numeric and not _holds_booleans(values, array):
+        return array
+    # NumPy turns [1, "a"] into strings too, so a text fast path checks every value is one.
+    textual = array.ndim == 1 and array.dtype.kind == "U" and task is Task.CLASSIFICATION
+    if textual and all(isinstance(value, str) for value in values):
+        return array
+    _describe_target_problem(values, task)
+    raise AssertionError("unreachable: the walk raises")  # pragma: no cover
+
+
+def _holds_booleans(values: list[Any], array: np.ndarray[Any, Any]) -> bool:
+    return any(isinstance(values[i], bool) for i in np.flatnonzero((array == 0) | (array == 1)))
+
+
+def _describe_target_problem(values: list[Any], task: Task) -> None:
     kinds: set[str] = set()
     for row, value in enumerate(values):
         if value is None:
@@ -236,13 +268,4 @@ def parse_target(values: Any, n_rows: int, task: Task) -> Target:
             )
         if len(kinds) > 1:
             raise ValidationFailed("target mixes numbers and strings; use one type for all labels.")
-    if task is Task.REGRESSION:
-        return Target(values=np.array(values, dtype=np.float64), classes=None)
-    array = np.array(values)
-    classes = np.unique(array)
-    if len(classes) < 2:
-        raise ValidationFailed(
-            f"target has a single class ({classes[0].item()!r}); classification needs at "
-            "least two classes."
-        )
-    return Target(values=array, classes=[c.item() for c in classes])
+    raise ValidationFailed("target holds values that are neither numbers nor strings.")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,17 +28,22 @@ class Encoded:
     cols: int
 
 
-def encode(frame: pd.DataFrame, target: np.ndarray[Any, Any] | None = None) -> Encoded:
-    """Serialise features (and the target, for a fit) to compressed Parquet."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+def encode(
+    columns: Mapping[str, np.ndarray[Any, Any]], target: np.ndarray[Any, Any] | None = None
+) -> Encoded:
+    """Serialise named columns (and the target, for a fit) to compressed Parquet."""
+    arrays = [pa.array(values) for values in columns.values()]
+    names = [str(name) for name in columns]
     if target is not None:
-        table = table.append_column(TARGET_COLUMN, pa.array(target))
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    data = buffer.getvalue()
-    return Encoded(
-        data=data, sha256=hashlib.sha256(data).hexdigest(), rows=frame.shape[0], cols=frame.shape[1]
+        arrays.append(pa.array(target))
+        names.append(TARGET_COLUMN)
+    buffer = pa.BufferOutputStream()
+    pq.write_table(
+        pa.Table.from_arrays(arrays, names=names), buffer, compression="zstd", compression_level=1
     )
+    data = buffer.getvalue().to_pybytes()
+    rows = len(arrays[0]) if arrays else 0
+    return Encoded(data=data, sha256=hashlib.sha256(data).hexdigest(), rows=rows, cols=len(columns))
 
 
 def decode(data: bytes) -> tuple[pd.DataFrame | np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:

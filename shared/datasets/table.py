@@ -19,19 +19,26 @@ class ColumnKind(StrEnum):
 
 @dataclass
 class FeatureTable:
-    """Features ready for the upstream: one DataFrame column per feature."""
+    """Validated features: one NumPy array per column (float64 or object), by column name.
 
-    frame: pd.DataFrame
+    Plain arrays, not a DataFrame: submission only validates and stores them, and pandas'
+    per-column machinery would cost more than that work."""
+
+    columns: dict[str, np.ndarray[Any, Any]]
     kinds: list[ColumnKind]
     names: list[str] | None
 
     @property
     def n_rows(self) -> int:
-        return int(self.frame.shape[0])
+        return len(next(iter(self.columns.values())))
 
     @property
     def n_cols(self) -> int:
-        return int(self.frame.shape[1])
+        return len(self.columns)
+
+    def frame(self) -> pd.DataFrame:
+        """The table as a DataFrame (for callers that need one)."""
+        return pd.DataFrame(self.columns, copy=False)
 
     @property
     def n_cells(self) -> int:

@@ -40,4 +40,4 @@ class ApiKey(CreatedAtMixin, Base):
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
-    user: Mapped[User] = relationship(back_populates="api_keys", lazy="joined")
+    user: Mapped[User] = relationship(back_populates="api_keys")

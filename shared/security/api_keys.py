@@ -75,6 +75,9 @@ class KeyHasher:
         self.cache_ttl_s = cache_ttl_s
         self._verified: OrderedDict[str, tuple[str, str, float]] = OrderedDict()
         self._lock = threading.Lock()
+        # One bcrypt per key at a time: concurrent first requests wait for the first one's
+        # verdict instead of each paying for their own.
+        self._in_flight: dict[str, threading.Lock] = {}
 
     def hash(self, secret: str) -> str:
         """The stored form of a new key's secret (under the current pepper)."""
@@ -83,14 +86,28 @@ class KeyHasher:
     def verify(self, key_id: str, secret: str, stored_hash: str) -> Verdict:
         """Whether `secret` matches; bcrypt runs at most once per key per cache period."""
         digest = hashlib.sha256(secret.encode()).hexdigest()
-        now = time.monotonic()
+        if self._cached(key_id, digest, stored_hash):
+            return Verdict.VALID
+        with self._lock:
+            gate = self._in_flight.setdefault(key_id, threading.Lock())
+            if len(self._in_flight) > _CACHE_SIZE:
+                self._in_flight = {key_id: gate}
+        with gate:
+            if self._cached(key_id, digest, stored_hash):
+                return Verdict.VALID
+            return self._verify_slowly(key_id, secret, digest, stored_hash)
+
+    def _cached(self, key_id: str, digest: str, stored_hash: str) -> bool:
         with self._lock:
             cached = self._verified.get(key_id)
-        if cached is not None:
-            cached_digest, cached_hash, verified_at = cached
-            fresh = now - verified_at < self.cache_ttl_s
-            if fresh and hmac.compare_digest(cached_digest, digest) and cached_hash == stored_hash:
-                return Verdict.VALID
+        if cached is None:
+            return False
+        cached_digest, cached_hash, verified_at = cached
+        fresh = time.monotonic() - verified_at < self.cache_ttl_s
+        return fresh and hmac.compare_digest(cached_digest, digest) and cached_hash == stored_hash
+
+    def _verify_slowly(self, key_id: str, secret: str, digest: str, stored_hash: str) -> Verdict:
+        now = time.monotonic()
         matched = next(
             (
                 i

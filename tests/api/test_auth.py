@@ -270,3 +270,21 @@ def test_no_plaintext_secret_in_any_table(client: TestClient, settings: Settings
         assert account.api_key.split("_", 2)[2] not in dump
         assert account.webhook_secret not in dump
         assert account.webhook_secret.removeprefix("whsec_") not in dump
+
+
+def test_concurrent_first_uses_of_a_key_run_bcrypt_once(counted_bcrypt: list[int]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared.security import api_keys
+    from shared.security.api_keys import KeyHasher, Verdict
+
+    hasher = KeyHasher([b"p" * 32], rounds=6, cache_ttl_s=60)
+    new = api_keys.generate()
+    stored = hasher.hash(new.secret)
+    with ThreadPoolExecutor(8) as pool:
+        verdicts = list(
+            pool.map(lambda _: hasher.verify(new.key_id, new.secret, stored), range(16))
+        )
+    assert set(verdicts) == {Verdict.VALID}
+    assert counted_bcrypt[0] == 1
+    assert hasher.verify(new.key_id, "wrong-secret", stored) is Verdict.INVALID

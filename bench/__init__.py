@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): each measurement beside its baseline, in the same run."""

@@ -1,0 +1,62 @@
+"""`make bench` / `python -m bench [auth submission e2e scaling memory]`.
+
+Runs the benchmarks (all by default) on embedded engines and the stand-in, each beside its
+baseline in the same run, and rewrites docs/benchmarks.md with the results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import end_to_end, throughput, workers
+from bench.report import render
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / ".out"
+STEPS = ("throughput", "e2e", "scaling", "memory")
+
+
+def main(argv: list[str]) -> int:
+    chosen = argv or list(STEPS)
+    unknown = set(chosen) - set(STEPS)
+    if unknown:
+        print(f"unknown benchmark(s) {sorted(unknown)}; choose from {', '.join(STEPS)}")
+        return 2
+    OUT.mkdir(parents=True, exist_ok=True)
+    previous = OUT / "results.json"
+    results: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() else {}
+    runners = {
+        "throughput": throughput.run,
+        "e2e": end_to_end.run,
+        "scaling": workers.scaling,
+        "memory": workers.memory,
+    }
+    for step in chosen:
+        started = time.monotonic()
+        print(f"[bench] {step} ...", flush=True)
+        results[step] = runners[step]()
+        print(
+            f"[bench] {step} done in {time.monotonic() - started:.0f} s: {json.dumps(results[step])}",
+            flush=True,
+        )
+    results["machine"] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+    previous.write_text(json.dumps(results, indent=2))
+    (ROOT / "docs" / "benchmarks.md").write_text(render(results))
+    print("[bench] wrote docs/benchmarks.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -6,10 +6,10 @@ validation then run in the sync route's thread, off the loop.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Request
 from starlette.datastructures import UploadFile
 
@@ -61,24 +61,33 @@ async def read_body(request: Request) -> RawBody:
 RawBodyDep = Annotated[RawBody, Depends(read_body)]
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValidationFailed(
-        f"The body contains {name}, which is not valid JSON; send null for a missing value."
-    )
+_NON_JSON_CONSTANTS = (b"NaN", b"Infinity", b"-Infinity")
+
+
+def loads(data: bytes | str, what: str = "The body") -> Any:
+    """Strict JSON (orjson: several times faster than the standard library on large bodies).
+
+    NaN and Infinity are refused, as are numbers too large to be finite; the message says
+    where the document stops being valid."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raw = data.encode() if isinstance(data, str) else data
+        where = f"line {error.lineno}, column {error.colno}"
+        if raw[error.pos : error.pos + 9].startswith(_NON_JSON_CONSTANTS):
+            problem = "NaN and Infinity are not JSON; send null for a missing value"
+        elif "infinity" in error.msg:
+            problem = "a number is too large to be finite; send a finite number or null"
+        else:
+            problem = error.msg
+        raise ValidationFailed(f"{what} is not valid JSON: {problem} ({where}).") from None
 
 
 def parse_json_object(data: bytes) -> dict[str, Any]:
     """The body as a JSON object, or a 400 saying where it stops being valid JSON."""
     if not data.strip():
         raise ValidationFailed("The request body is empty; send a JSON object.")
-    try:
-        parsed = json.loads(data, parse_constant=_reject_constant)
-    except json.JSONDecodeError as error:
-        raise ValidationFailed(
-            f"The body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})."
-        ) from None
-    except (UnicodeDecodeError, RecursionError):
-        raise ValidationFailed("The body is not valid UTF-8 JSON.") from None
+    parsed = loads(data)
     if not isinstance(parsed, dict):
         raise ValidationFailed("The body must be a JSON object.")
     return parsed
@@ -88,7 +97,4 @@ def form_json(fields: dict[str, str], name: str) -> Any:
     """A form field that carries JSON (e.g. `config`, `feature_names`); absent → None."""
     if name not in fields or fields[name].strip() == "":
         return None
-    try:
-        return json.loads(fields[name], parse_constant=_reject_constant)
-    except json.JSONDecodeError:
-        raise ValidationFailed(f"Form field {name!r} must hold JSON.") from None
+    return loads(fields[name], what=f"Form field {name!r}")

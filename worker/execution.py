@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.orm import undefer
 
 from shared import metrics
 from shared.datasets import parquet
+from shared.datasets.store import read_payload, release_freed_memory
 from shared.jobs import results, transitions
 from shared.logs import log_context
 from shared.models import Job, JobKind, JobStatus, Model, Payload, PayloadKind, Task, User
@@ -116,17 +116,14 @@ def _load_inputs(runtime: WorkerRuntime, job: Job) -> Inputs:
     with runtime.db.session_scope() as session:
         user = session.get(User, job.user_id)
         model = session.get(Model, job.model_id) if job.model_id else None
-        payload = (
-            session.get(Payload, job.input_payload_id, options=[undefer(Payload.data)])
-            if job.input_payload_id
-            else None
-        )
-        if user is None or model is None or payload is None:
+        data = read_payload(session, job.input_payload_id) if job.input_payload_id else None
+        if user is None or model is None or data is None:
             raise ModelGone
         token = SecretBox.from_settings(runtime.settings).decrypt(user.tabpfn_token_encrypted)
-        data = payload.data
         session.expunge_all()
     features, target = parquet.decode(data)
+    del data  # the decoded arrays replace the stored bytes for the rest of the job
+    release_freed_memory()
     return Inputs(token=token, model=model, features=features, target=target, params=job.params)
 
 

@@ -95,6 +95,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payloads")),
     )
     op.create_index(op.f("ix_payloads_user_id"), "payloads", ["user_id"], unique=False)
+    # Payloads are zstd-compressed Parquet already: store them out of line without pglz
+    # (the default would spend CPU compressing them again, on every insert, for nothing).
+    op.execute("ALTER TABLE payloads ALTER COLUMN data SET STORAGE EXTERNAL")
     op.create_table(
         "models",
         sa.Column("id", sa.Uuid(), nullable=False),

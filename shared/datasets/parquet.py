@@ -6,7 +6,6 @@ Training payloads hold the features plus the target in the reserved column `__ta
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,9 +36,18 @@ def encode(
     if target is not None:
         arrays.append(pa.array(target))
         names.append(TARGET_COLUMN)
+    # Dictionary encoding pays off for categories only; on float columns it costs half the
+    # write time and makes the file larger.
+    categorical = [
+        n for n, a in zip(names, arrays, strict=True) if not pa.types.is_floating(a.type)
+    ]
     buffer = pa.BufferOutputStream()
     pq.write_table(
-        pa.Table.from_arrays(arrays, names=names), buffer, compression="zstd", compression_level=1
+        pa.Table.from_arrays(arrays, names=names),
+        buffer,
+        compression="zstd",
+        compression_level=1,
+        use_dictionary=categorical,
     )
     data = buffer.getvalue().to_pybytes()
     rows = len(arrays[0]) if arrays else 0
@@ -53,20 +61,22 @@ def decode(data: bytes) -> tuple[pd.DataFrame | np.ndarray[Any, Any], np.ndarray
     upstream client serialises a matrix without copying it, which keeps a large fit's
     memory near the size of its data.
     """
-    table = pq.read_table(io.BytesIO(data))
+    table = pq.read_table(pa.BufferReader(data))
     target = None
     if TARGET_COLUMN in table.column_names:
         target = table.column(TARGET_COLUMN).to_numpy()
         table = table.drop_columns([TARGET_COLUMN])
     if all(pa.types.is_floating(field.type) for field in table.schema):
-        matrix = np.empty((table.num_rows, table.num_columns), dtype=np.float64)
-        for index, column in enumerate(table.columns):
-            matrix[:, index] = column.to_numpy()
+        # Column-major: the client's own Parquet conversion then reads each column in
+        # place instead of copying the whole matrix first.
+        matrix = np.empty((table.num_rows, table.num_columns), dtype=np.float64, order="F")
+        for index in range(table.num_columns):
+            matrix[:, index] = table.column(index).to_numpy()
         return matrix, target
     return table.to_pandas(), target
 
 
 def read_frame(data: bytes) -> pd.DataFrame:
     """A stored table exactly as written (results)."""
-    frame: pd.DataFrame = pq.read_table(io.BytesIO(data)).to_pandas()
+    frame: pd.DataFrame = pq.read_table(pa.BufferReader(data)).to_pandas()
     return frame

@@ -48,6 +48,8 @@ async def read_body(request: Request) -> RawBody:
                     raw.file_bytes = await value.read()
                     raw.filename = value.filename
                 else:
+                    if "\x00" in value or "\x00" in key:
+                        raise ValidationFailed(f"Form field {key!r} holds the NUL character.")
                     raw.fields[key] = value
             return raw
         finally:
@@ -67,10 +69,10 @@ _NON_JSON_CONSTANTS = (b"NaN", b"Infinity", b"-Infinity")
 def loads(data: bytes | str, what: str = "The body") -> Any:
     """Strict JSON (orjson: several times faster than the standard library on large bodies).
 
-    NaN and Infinity are refused, as are numbers too large to be finite; the message says
-    where the document stops being valid."""
+    NaN and Infinity are refused, as are numbers too large to be finite and strings holding
+    the NUL character (PostgreSQL cannot store it); the message says where."""
     try:
-        return orjson.loads(data)
+        parsed = orjson.loads(data)
     except orjson.JSONDecodeError as error:
         raw = data.encode() if isinstance(data, str) else data
         where = f"line {error.lineno}, column {error.colno}"
@@ -81,6 +83,23 @@ def loads(data: bytes | str, what: str = "The body") -> Any:
         else:
             problem = error.msg
         raise ValidationFailed(f"{what} is not valid JSON: {problem} ({where}).") from None
+    raw = data.encode() if isinstance(data, str) else data
+    if b"\\u0000" in raw and _holds_nul(parsed):
+        raise ValidationFailed(
+            f"{what} holds a string with the NUL character (\\u0000); remove it."
+        )
+    return parsed
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether any string in a parsed document (keys included) contains NUL."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    return False
 
 
 def parse_json_object(data: bytes) -> dict[str, Any]:

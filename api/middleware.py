@@ -19,6 +19,8 @@ logger = logging.getLogger("api.access")
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 RouteObserver = Callable[[str, str, int, float], None]
+# Metric labels must stay bounded: any other method a client invents counts as "other".
+_KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -28,22 +30,20 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _internal_error_body(request_id: str) -> Message:
-    body = json.dumps(
+def _internal_error_body(request_id: str) -> bytes:
+    return json.dumps(
         {
             "code": "INTERNAL_ERROR",
             "message": "An unexpected error occurred; quote request id "
             f"{request_id} when reporting it.",
         }
     ).encode()
-    return {"type": "http.response.body", "body": body}
 
 
-def _internal_error_start(request_id: str) -> Message:
-    body = _internal_error_body(request_id)["body"]
+def _json_start(status: int, body: bytes) -> Message:
     return {
         "type": "http.response.start",
-        "status": 500,
+        "status": status,
         "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
@@ -58,8 +58,54 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
+class _Exchange:
+    """One request's state as the middleware sees it: its id, status and body size."""
+
+    def __init__(self, receive: Receive, send: Send, request_id: str, cap: int) -> None:
+        self._receive = receive
+        self._send = send
+        self.request_id = request_id
+        self.cap = cap
+        self.status = 500
+        self.started = False
+        self.received = 0
+        self.overflowed = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.cap:
+                self.overflowed = True
+                raise PayloadTooLarge("the request body is over MAX_UPLOAD_BYTES")
+        return message
+
+    async def send(self, message: Message) -> None:
+        """Pass the app's messages on, with the request id; nothing after an overflow."""
+        if not self.overflowed:
+            await self.send_now(message)
+
+    async def send_now(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.started = True
+            message["headers"] = [
+                *message.get("headers", []),
+                (b"x-request-id", self.request_id.encode()),
+            ]
+        await self._send(message)
+
+    async def answer(self, status: int, body: bytes) -> None:
+        await self.send_now(_json_start(status, body))
+        await self._send({"type": "http.response.body", "body": body})
+
+
 class RequestContextMiddleware:
-    """Give every request an id (honouring a sane `X-Request-ID`), log it, cap its body."""
+    """Give every request an id (honouring a sane `X-Request-ID`), log it, cap its body.
+
+    A body over MAX_UPLOAD_BYTES gets 413 whichever route was reading it: at once when its
+    Content-Length says so, else as soon as the stream passes the cap (what the route then
+    answers is dropped, since some parsers turn any read error into a 400)."""
 
     def __init__(
         self, app: ASGIApp, *, max_body_bytes: int, observer: RouteObserver | None = None
@@ -67,72 +113,52 @@ class RequestContextMiddleware:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.observer = observer
+        self.too_large = json.dumps(
+            {
+                "code": "PAYLOAD_TOO_LARGE",
+                "message": f"The request body is larger than the limit of {max_body_bytes} "
+                "bytes (MAX_UPLOAD_BYTES); send fewer rows per request.",
+            }
+        ).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
-        request_id = (
-            incoming if incoming and _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        )
-        status = 500
-        response_started = False
+        request_id = incoming if incoming and _VALID_REQUEST_ID.match(incoming) else None
+        exchange = _Exchange(receive, send, request_id or uuid.uuid4().hex, self.max_body_bytes)
         started = time.perf_counter()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                response_started = True
-                message.setdefault("headers", [])
-                message["headers"] = [
-                    *message["headers"],
-                    (b"x-request-id", request_id.encode()),
-                ]
-            await send(message)
-
-        with log_context(request_id=request_id):
+        with log_context(request_id=exchange.request_id):
             try:
-                await self.app(scope, self._capped(scope, receive), send_with_id)
-            except Exception as error:
-                # Rendered here, inside the request's log context, so the answer and the
-                # log line carry the request id the user can quote.
-                logger.exception("unhandled error: %s", type(error).__name__)
-                if response_started:
-                    raise
-                await send_with_id(_internal_error_start(request_id))
-                await send_with_id(_internal_error_body(request_id))
+                await self._serve(scope, exchange)
             finally:
                 elapsed = time.perf_counter() - started
                 route = route_template(scope)
-                logger.info("%s %s %s %.1fms", scope["method"], route, status, elapsed * 1000)
+                logger.info(
+                    "%s %s %s %.1fms", scope["method"], route, exchange.status, elapsed * 1000
+                )
                 if self.observer is not None:
-                    self.observer(scope["method"], route, status, elapsed)
+                    method = scope["method"] if scope["method"] in _KNOWN_METHODS else "other"
+                    self.observer(method, route, exchange.status, elapsed)
 
-    def _capped(self, scope: Scope, receive: Receive) -> Receive:
-        """Refuse a body over the cap: by Content-Length at once, else while it streams in."""
-        limit = self.max_body_bytes
+    async def _serve(self, scope: Scope, exchange: _Exchange) -> None:
         declared = _header(scope, b"content-length")
-        too_large = PayloadTooLarge(
-            f"The request body is larger than the limit of {limit} bytes (MAX_UPLOAD_BYTES); "
-            "send fewer rows per request."
-        )
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-
-            async def refuse() -> Message:
-                raise too_large
-
-            return refuse
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise too_large
-            return message
-
-        return counting_receive
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await exchange.answer(413, self.too_large)
+            return
+        try:
+            await self.app(scope, exchange.receive, exchange.send)
+        except Exception as error:
+            if exchange.started:
+                raise
+            if exchange.overflowed:
+                await exchange.answer(413, self.too_large)
+                return
+            # Rendered here, inside the request's log context, so the answer and the log
+            # line carry the request id the user can quote.
+            logger.exception("unhandled error: %s", type(error).__name__)
+            await exchange.answer(500, _internal_error_body(exchange.request_id))
+            return
+        if exchange.overflowed and not exchange.started:
+            await exchange.answer(413, self.too_large)

@@ -105,8 +105,9 @@ class Settings(BaseSettings):
     @field_validator("REDIS_URL")
     @classmethod
     def _check_redis_url(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
-            raise ValueError("must be a Redis URL such as redis://host:6379/0")
+        # Both clients (redis-py for limits and caches, kombu for Celery) understand these two.
+        if not value.startswith(("redis://", "rediss://")):
+            raise ValueError("must be a redis:// or rediss:// URL such as redis://host:6379/0")
         return value
 
     @field_validator("FLOWER_BASIC_AUTH")

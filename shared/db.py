@@ -28,6 +28,8 @@ class Database:
             max_overflow=pool_size or settings.DB_POOL_SIZE,
             pool_pre_ping=True,
             pool_recycle=1800,
+            # Statement parameters hold user data and secrets; keep them out of error text.
+            hide_parameters=True,
             connect_args={"application_name": f"tabpfn-api.{label}", "connect_timeout": 5},
         )
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)

@@ -46,12 +46,6 @@ class AppError(Exception):
         self.details = details
         self.headers = headers or {}
 
-    def to_body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.details is not None:
-            body["details"] = self.details
-        return body
-
 
 class ValidationFailed(AppError):
     status_code = 400

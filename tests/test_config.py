@@ -76,7 +76,8 @@ def test_urls_are_normalised_and_lists_parsed(monkeypatch: pytest.MonkeyPatch) -
     ("name", "value", "expected"),
     [
         ("DATABASE_URL", "mysql://x@y/z", "DATABASE_URL: must be a PostgreSQL URL"),
-        ("REDIS_URL", "http://x", "REDIS_URL: must be a Redis URL"),
+        ("REDIS_URL", "http://x", "REDIS_URL: must be a redis:// or rediss:// URL"),
+        ("REDIS_URL", "unix:///tmp/redis.sock", "REDIS_URL: must be a redis:// or rediss:// URL"),
         ("FLOWER_BASIC_AUTH", "admin", "FLOWER_BASIC_AUTH: must look like user:password"),
         ("JOB_MAX_ATTEMPTS", "0", "JOB_MAX_ATTEMPTS"),
     ],

@@ -71,6 +71,9 @@ def _execute(runtime: WorkerRuntime, job: Job, lease_token: uuid.UUID) -> None:
     try:
         with lease.kept_alive():
             inputs = _load_inputs(runtime, job)
+            if lease.lost.is_set():  # canceled, or recovered by the sweeper: not ours to run
+                logger.info("lease lost before the upstream call; not calling it")
+                return
             result, payload, trace_id, upstream_timings, uid = _call_upstream(runtime, job, inputs)
         timings = _timings(job, started, upstream_timings)
         with runtime.db.session_scope() as session:
@@ -205,6 +208,16 @@ def _timings(job: Job, started: float, upstream: dict[str, Any] | None) -> dict[
     }
 
 
+def publish_job(
+    runtime: WorkerRuntime, job_id: uuid.UUID, kind: JobKind, *, countdown: float = 0
+) -> None:
+    """Publish a queued job; when the broker refuses, leave it marked for the sweeper."""
+    task = TaskName.RUN_FIT if kind is JobKind.FIT else TaskName.RUN_PREDICT
+    if not runtime.publisher.publish(task, job_id, countdown=countdown):
+        with runtime.db.session_scope() as session:
+            transitions.mark_unpublished(session, job_id)
+
+
 def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
     """Exponential backoff with equal jitter: half fixed, half random."""
     cap = min(max_s, base_s * 2 ** max(attempt - 1, 0))
@@ -248,8 +261,7 @@ def _on_upstream_error(
         logger.info("job changed while failing (canceled?); retry not scheduled")
         return
     metrics.JOB_RETRIES.labels(job.kind.value, error.job_error_code).inc()
-    task = TaskName.RUN_FIT if job.kind is JobKind.FIT else TaskName.RUN_PREDICT
-    runtime.publisher.publish(task, job.id, countdown=delay)
+    publish_job(runtime, job.id, job.kind, countdown=delay)
     logger.info("retry scheduled in %.1f s", delay)
 
 

@@ -1,15 +1,18 @@
 """Claiming a job (compare-and-set) and keeping its lease alive while the upstream works.
 
 A claimed job holds a random lease token and an expiry. A heartbeat thread pushes the
-expiry forward; if a renewal matches no row (the job was canceled, or the sweeper gave
-the lease to another attempt after this worker stalled), `lost` is set and this worker's
-final write, which also requires the token, will not land.
+expiry forward. If a renewal matches no row (the job was canceled, or the sweeper gave the
+lease to another attempt after this worker stalled), or renewals fail for longer than the
+lease lasts, `lost` is set: the worker then does not start the upstream call, and its final
+write, which requires the token, cannot land anyway. A call already under way when the lease
+is lost still completes upstream (it cannot be interrupted); its result is discarded.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,14 +87,22 @@ class Lease:
         return bool(renewed.rowcount)  # type: ignore[attr-defined]
 
     def _beat(self) -> None:
+        renewed_at = time.monotonic()
         while not self._stop.wait(self.settings.JOB_HEARTBEAT_S):
             try:
                 if not self.renew():
                     logger.info("lease lost (job canceled or taken over); result will be discarded")
                     self.lost.set()
                     return
+                renewed_at = time.monotonic()
             except Exception as error:  # a database blip: try again at the next beat
                 logger.warning("lease renewal failed: %s", type(error).__name__)
+                if time.monotonic() - renewed_at > self.settings.JOB_LEASE_S:
+                    # Unrenewed past its length, the lease may already belong to a recovery
+                    # attempt: this one must not write an outcome or start upstream work.
+                    logger.warning("lease expired while the database was unreachable")
+                    self.lost.set()
+                    return
 
     @contextmanager
     def kept_alive(self) -> Iterator[Lease]:

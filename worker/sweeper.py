@@ -9,8 +9,9 @@
 - at most hourly, finished jobs older than RESULT_RETENTION_DAYS and payloads nothing
   references any more are purged.
 
-Rows are taken with FOR UPDATE SKIP LOCKED, so concurrent sweeps never act on one row twice;
-every action is a compare-and-set, so a sweep racing a worker is harmless.
+One sweep runs at a time (a Redis key with a time to live), and every action is a
+compare-and-set on the job row, so a sweep racing a worker, a cancel or another sweep
+(if the key expired mid-sweep) changes each job at most once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.jobs import transitions
@@ -65,9 +66,9 @@ def _task_for(kind: JobKind) -> TaskName:
 def republish_queued_jobs(runtime: WorkerRuntime) -> int:
     """Publish due queued jobs that have no message in flight; returns how many."""
     settings = runtime.settings
-    now = datetime.now(UTC)
-    due = now - timedelta(seconds=settings.JOB_PUBLISH_GRACE_S)
-    stale = now - timedelta(seconds=settings.JOB_REPUBLISH_AFTER_S)
+    # The database's clock, like run_after and published_at themselves.
+    due = func.now() - timedelta(seconds=settings.JOB_PUBLISH_GRACE_S)
+    stale = func.now() - timedelta(seconds=settings.JOB_REPUBLISH_AFTER_S)
     with runtime.db.session_scope() as session:
         rows = session.execute(
             select(Job.id, Job.kind, Job.published_at)
@@ -87,7 +88,9 @@ def republish_queued_jobs(runtime: WorkerRuntime) -> int:
         if not chosen:
             return 0
         session.execute(
-            update(Job).where(Job.id.in_([job_id for job_id, _ in chosen])).values(published_at=now)
+            update(Job)
+            .where(Job.id.in_([job_id for job_id, _ in chosen]))
+            .values(published_at=func.now())
         )
     failed = [
         job_id for job_id, kind in chosen if not runtime.publisher.publish(_task_for(kind), job_id)
@@ -99,7 +102,7 @@ def republish_queued_jobs(runtime: WorkerRuntime) -> int:
     return len(chosen) - len(failed)
 
 
-def _due_counts(session: Session, due: datetime) -> dict[JobKind, int]:
+def _due_counts(session: Session, due: ColumnElement[datetime]) -> dict[JobKind, int]:
     """How many queued jobs of each kind are due (what the queues should hold)."""
     counts = session.execute(
         select(Job.kind, func.count())
@@ -130,12 +133,11 @@ def _likely_lost(
 
 def recover_expired_leases(runtime: WorkerRuntime) -> int:
     """Re-queue (or fail with WORKER_LOST) running jobs whose worker stopped renewing."""
-    now = datetime.now(UTC)
     recovered = 0
     with runtime.db.session_scope() as session:
         expired = session.execute(
             select(Job.id, Job.kind, Job.attempts, Job.max_attempts, Job.lease_token)
-            .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+            .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < func.now())
             .limit(BATCH)
             .with_for_update(skip_locked=True)
         ).all()

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from api.auth import CurrentUserDep
 from api.deps import ContextDep, SessionDep
 from api.owned import OwnedJob
-from api.routes.models import RETRY_AFTER_S
 from api.schemas.common import Page, PageNumber, PageSize, error_responses
+from api.schemas.jobs import POLL_AFTER_S, DeliveryOut
 from api.services import jobs as job_service
 from shared.datasets import parquet
 from shared.errors import Conflict, ValidationFailed
@@ -26,24 +24,9 @@ from shared.models import Job, JobKind, JobStatus, Payload, WebhookDelivery
 router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
 
 
-class DeliveryOut(BaseModel):
-    """One webhook delivery attempt."""
-
-    id: str
-    event: str
-    attempt: int
-    status: str
-    url: str
-    response_code: int | None
-    error: str | None
-    next_attempt_at: datetime | None
-    attempted_at: datetime | None
-    delivered_at: datetime | None
-
-
 def _poll_headers(response: Response, job: Job) -> None:
     if not JobStatus(job.status).is_final:
-        response.headers["Retry-After"] = RETRY_AFTER_S
+        response.headers["Retry-After"] = POLL_AFTER_S
 
 
 @router.get("", response_model=Page[JobOut], responses=error_responses(400, 401))

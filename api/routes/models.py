@@ -13,7 +13,7 @@ from api.deps import ContextDep, SessionDep
 from api.openapi import request_body
 from api.owned import OwnedModel
 from api.schemas.common import Page, PageNumber, PageSize, error_responses
-from api.schemas.jobs import FitBody, PredictBody
+from api.schemas.jobs import POLL_AFTER_S, FitBody, PredictBody
 from api.services import jobs as job_service
 from api.services.submissions import read_fit, read_predict
 from shared.jobs.schemas import API_PREFIX, JobOut, ModelOut, job_out, model_out
@@ -22,7 +22,6 @@ from shared.queue import TaskName
 from shared.tabpfn.adapter import Limits, available_models
 
 router = APIRouter(prefix=f"{API_PREFIX}/models", tags=["models"])
-RETRY_AFTER_S = "1"
 
 FIT_FORM = {
     "task": "classification or regression",
@@ -42,7 +41,7 @@ PREDICT_FORM = {
 def accepted(response: Response, job: Job) -> JobOut:
     """202 headers: where to poll, and how soon."""
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
-    response.headers["Retry-After"] = RETRY_AFTER_S
+    response.headers["Retry-After"] = POLL_AFTER_S
     return job_out(job)
 
 

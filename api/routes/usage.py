@@ -5,31 +5,18 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter
-from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from api.auth import CurrentUserDep
 from api.deps import ContextDep, SessionDep
 from api.schemas.common import error_responses
+from api.schemas.usage import TabPFNUsage, UsageOut
 from shared.jobs.schemas import API_PREFIX
 from shared.models import Job, JobStatus
 from shared.tabpfn.errors import UpstreamError
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix=API_PREFIX, tags=["usage"])
-
-
-class TabPFNUsage(BaseModel):
-    current_usage: int
-    usage_limit: int
-    reset_time: str | None
-
-
-class UsageOut(BaseModel):
-    """`tabpfn` is null when the TabPFN service could not be asked right now."""
-
-    tabpfn: TabPFNUsage | None
-    jobs: dict[str, int]
 
 
 @router.get("/usage", response_model=UsageOut, responses=error_responses(401))

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+def _no_control_characters(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Label = Annotated[str, Field(max_length=100), AfterValidator(_no_control_characters)]
 
 
 class TokenIn(BaseModel):
@@ -15,9 +25,17 @@ class TokenIn(BaseModel):
 
     tabpfn_token: SecretStr = Field(min_length=8, max_length=4096)
 
+    @field_validator("tabpfn_token")
+    @classmethod
+    def _printable(cls, value: SecretStr) -> SecretStr:
+        """A token travels in an HTTP header: visible ASCII only (no spaces, no controls)."""
+        if not all(33 <= ord(c) <= 126 for c in value.get_secret_value()):
+            raise ValueError("holds characters a TabPFN token never has (spaces or non-ASCII)")
+        return value
+
 
 class SetupIn(TokenIn):
-    key_name: str | None = Field(default=None, max_length=100)
+    key_name: Label | None = None
 
 
 class SetupOut(BaseModel):
@@ -32,7 +50,7 @@ class SetupOut(BaseModel):
 class KeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, max_length=100)
+    name: Label | None = None
 
 
 class KeyOut(BaseModel):

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 100
-PageNumber = Annotated[int, Query(ge=1, description="1-based page number.")]
+MAX_PAGE = 1_000_000
+PageNumber = Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number.")]
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page (max 100).")]
 
 

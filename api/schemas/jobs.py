@@ -7,6 +7,7 @@ checked by `shared.datasets` (vectorised, with row/column positions in every mes
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -17,6 +18,8 @@ from shared.tabpfn.config import TabPFNConfig
 Cell = float | str | None
 OutputType = Literal["preds", "probas", "mean", "median", "mode", "quantiles"]
 DEFAULT_QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+# Seconds a client should wait before polling an unfinished job again (Retry-After).
+POLL_AFTER_S = "1"
 CLASSIFICATION_OUTPUTS = ("preds", "probas")
 REGRESSION_OUTPUTS = ("mean", "median", "mode", "quantiles")
 
@@ -82,3 +85,18 @@ class PredictBody(PredictOptions):
     """A predict request: rows with the same columns, in the same order, as the fit."""
 
     features: list[list[Cell]] = Field(examples=[[[5.0, "red", 1.2]]])
+
+
+class DeliveryOut(BaseModel):
+    """One webhook delivery attempt."""
+
+    id: str
+    event: str
+    attempt: int
+    status: str
+    url: str
+    response_code: int | None
+    error: str | None
+    next_attempt_at: datetime | None
+    attempted_at: datetime | None
+    delivered_at: datetime | None

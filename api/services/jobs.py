@@ -124,10 +124,9 @@ def _new_job(
         params=params,
         attempts=0,
         max_attempts=context.settings.JOB_MAX_ATTEMPTS,
-        run_after=now,
-        # Optimistic: the publish right after the commit nearly always succeeds; when it
-        # does not, publish() clears this and the sweeper takes over.
-        published_at=now,
+        # run_after and published_at come from the database's clock (server defaults).
+        # published_at is optimistic: the publish right after the commit nearly always
+        # succeeds; when it does not, publish() clears it and the sweeper takes over.
         callback_url=callback_url,
         idempotency_key=idem.key if idem else None,
         request_hash=idem.request_hash if idem else None,
@@ -227,12 +226,16 @@ def _commit_new(session: Session, job: Job, current: CurrentUser, idem: Idempote
     try:
         session.commit()
     except IntegrityError:
-        # The same Idempotency-Key raced us: answer with the job that won.
         session.rollback()
+        # The same Idempotency-Key raced us: answer with the job that won.
         existing = replay(session, current.id, idem)
-        if existing is None:
-            raise
-        return existing
+        if existing is not None:
+            return existing
+        # Otherwise a row this job references went away meanwhile.
+        raise Conflict(
+            "The model (or the account) was deleted while this request was processed.",
+            code="MODEL_DELETED",
+        ) from None
     metrics.JOBS_CREATED.labels(job.kind.value).inc()
     with log_context(job_id=job.id):
         logger.info("%s job accepted for model %s", job.kind, job.model_id)

@@ -186,7 +186,12 @@ def upgrade() -> None:
         sa.Column(
             "run_after", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
         ),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "published_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=True,
+        ),
         sa.Column("callback_url", sa.Text(), nullable=True),
         sa.Column("idempotency_key", sa.String(length=255), nullable=True),
         sa.Column("request_hash", sa.String(length=64), nullable=True),

@@ -28,22 +28,27 @@ def read_table(content: bytes, filename: str | None) -> pd.DataFrame:
     if not content:
         raise ValidationFailed("The uploaded file is empty.")
     name = (filename or "").lower()
+    frame: pd.DataFrame
     if content[:4] == PARQUET_MAGIC or name.endswith((".parquet", ".pq")):
         try:
-            frame: pd.DataFrame = pq.read_table(io.BytesIO(content)).to_pandas()
-            return frame
+            frame = pq.read_table(io.BytesIO(content)).to_pandas()
         except (pa.ArrowException, OSError, ValueError) as error:
             raise ValidationFailed(f"The file is not readable Parquet: {error}") from None
-    try:
-        return pd.read_csv(io.BytesIO(content), skipinitialspace=True)
-    except (
-        pd.errors.ParserError,
-        pd.errors.EmptyDataError,
-        UnicodeDecodeError,
-        ValueError,
-    ) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValidationFailed(f"The file is not readable CSV: {message}") from None
+    else:
+        try:
+            frame = pd.read_csv(io.BytesIO(content), skipinitialspace=True)
+        except (
+            pd.errors.ParserError,
+            pd.errors.EmptyDataError,
+            UnicodeDecodeError,
+            ValueError,
+        ) as error:
+            text = str(error).strip()
+            message = text.splitlines()[0] if text else type(error).__name__
+            raise ValidationFailed(f"The file is not readable CSV: {message}") from None
+    # Columns are named by text everywhere else (target_column, feature_names).
+    frame.columns = [str(column) for column in frame.columns]
+    return frame
 
 
 def _column(
@@ -51,7 +56,8 @@ def _column(
 ) -> tuple[ColumnKind, np.ndarray[Any, Any]]:
     label = column_label(index, names)
     if pd.api.types.is_bool_dtype(series):
-        return ColumnKind.CATEGORICAL, series.map(str).to_numpy(dtype=object)
+        texts = [None if pd.isna(value) else str(bool(value)) for value in series.tolist()]
+        return ColumnKind.CATEGORICAL, np.array(texts, dtype=object)
     if pd.api.types.is_numeric_dtype(series):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         infinite = np.isinf(values)

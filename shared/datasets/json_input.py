@@ -47,6 +47,8 @@ def check_feature_names(names: Any, n_cols: int) -> list[str] | None:
             raise ValidationFailed(
                 f"feature_names[{index}] must be 1 to {MAX_NAME_LENGTH} characters long."
             )
+        if "\x00" in name:
+            raise ValidationFailed(f"feature_names[{index}] holds the NUL character.")
         if name in RESERVED_NAMES:
             raise ValidationFailed(f"feature_names[{index}]: {name!r} is a reserved name.")
     seen: dict[str, int] = {}
@@ -84,12 +86,14 @@ def _check_shape(rows: Any, field: str) -> int:
     return n_cols
 
 
-def _numeric_column(values: list[Any]) -> np.ndarray[Any, Any] | None:
-    """The column as float64 (None → NaN) when it holds only numbers and nulls."""
+def _numeric(values: list[Any], ndim: int) -> np.ndarray[Any, Any] | None:
+    """The values as float64 (None → NaN) when they are numbers and nulls in exactly `ndim`
+    dimensions (a cell holding an array would add one)."""
     try:
-        return np.array(values, dtype=np.float64)
+        array = np.array(values, dtype=np.float64)
     except (TypeError, ValueError):
         return None
+    return array if array.ndim == ndim else None
 
 
 def _classify_column(
@@ -162,7 +166,7 @@ def parse_features(
     names = check_feature_names(names, n_cols)
     columns: dict[str, np.ndarray[Any, Any]] = {}
     kinds: list[ColumnKind] = []
-    matrix = _numeric_column(rows)
+    matrix = _numeric(rows, ndim=2)
     for index in range(n_cols):
         expected = expected_kinds[index] if expected_kinds else None
         kind: ColumnKind
@@ -172,7 +176,7 @@ def parse_features(
         else:
             column = matrix[:, index] if matrix is not None else None
             if column is None:
-                column = _numeric_column([row[index] for row in rows])
+                column = _numeric([row[index] for row in rows], ndim=1)
             if column is not None:
                 kind = ColumnKind.NUMERIC
                 _reject_booleans(column, rows, index, field)
@@ -215,6 +219,8 @@ def parse_target(values: Any, n_rows: int, task: Task) -> Target:
             f"target has {len(values)} values but features has {n_rows} rows; "
             "send one target value per row."
         )
+    if not values:
+        raise ValidationFailed("target is empty; send at least one row.")
     array = _uniform_target(values, task)
     if task is Task.REGRESSION:
         return Target(values=array.astype(np.float64), classes=None)
@@ -232,13 +238,17 @@ def _uniform_target(values: list[Any], task: Task) -> np.ndarray[Any, Any]:
 
     One vectorised conversion covers the usual cases; anything else (nulls, booleans,
     mixed types, non-finite numbers) is found by a walk that names the first bad value."""
-    array = np.array(values) if values else np.array([], dtype=np.float64)
+    try:
+        array = np.array(values)
+    except ValueError:  # ragged nested arrays
+        _describe_target_problem(values, task)
+        raise
     numeric = array.ndim == 1 and array.dtype.kind in "if" and bool(np.isfinite(array).all())
     if numeric and not _holds_booleans(values, array):
         return array
     # NumPy turns [1, "a"] into strings too, so a text fast path checks every value is one.
     textual = array.ndim == 1 and array.dtype.kind == "U" and task is Task.CLASSIFICATION
-    if textual and all(isinstance(value, str) for value in values):
+    if textual and all(isinstance(value, str) and "\x00" not in value for value in values):
         return array
     _describe_target_problem(values, task)
     raise AssertionError("unreachable: the walk raises")  # pragma: no cover
@@ -256,6 +266,8 @@ def _describe_target_problem(values: list[Any], task: Task) -> None:
         if isinstance(value, str):
             if task is Task.REGRESSION:
                 raise ValidationFailed(f"target[{row}] is a string; regression needs numbers.")
+            if "\x00" in value:
+                raise ValidationFailed(f"target[{row}] holds the NUL character.")
             kinds.add("string")
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             if isinstance(value, float) and not math.isfinite(value):

@@ -7,7 +7,6 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 
 class ColumnKind(StrEnum):
@@ -35,10 +34,6 @@ class FeatureTable:
     @property
     def n_cols(self) -> int:
         return len(self.columns)
-
-    def frame(self) -> pd.DataFrame:
-        """The table as a DataFrame (for callers that need one)."""
-        return pd.DataFrame(self.columns, copy=False)
 
     @property
     def n_cells(self) -> int:

@@ -19,7 +19,8 @@ def columns(
     if output_type == "probas":
         return [f"proba_{c}" for c in classes or []]
     if output_type == "quantiles":
-        return [f"quantile_{q:g}" for q in quantiles or []]
+        # repr, not a rounded format: two distinct quantiles must never share a column.
+        return [f"quantile_{float(q)!r}" for q in quantiles or []]
     return ["prediction"]
 
 

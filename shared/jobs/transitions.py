@@ -94,8 +94,7 @@ def requeue(
     error: tuple[str, str] | None,
 ) -> Job | None:
     """Put a running job back in the queue to run again after `delay_s` (a retry)."""
-    now = datetime.now(UTC)
-    run_after = now + timedelta(seconds=delay_s)
+    run_after = func.now() + timedelta(seconds=delay_s)  # the database's clock, as the claim's
     statement = update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING)
     if lease_token is not None:
         statement = statement.where(Job.lease_token == lease_token)
@@ -114,3 +113,13 @@ def requeue(
         ).returning(Job),
         execution_options={"synchronize_session": False, "populate_existing": True},
     ).one_or_none()
+
+
+def mark_unpublished(session: Session, job_id: uuid.UUID) -> None:
+    """Record that a queued job has no message in the broker, so the sweeper publishes it
+    as soon as it is due (rather than after JOB_REPUBLISH_AFTER_S)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+        .values(published_at=None)
+    )

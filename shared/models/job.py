@@ -50,8 +50,10 @@ class Job(CreatedAtMixin, Base):
     lease_token: Mapped[uuid.UUID | None]
     lease_expires_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
+    # Both set by the database's clock, like the claim that compares them with now(): a
+    # host whose clock runs ahead must not make a fresh job look "not due yet".
     run_after: Mapped[datetime] = mapped_column(server_default=func.now())
-    published_at: Mapped[datetime | None]
+    published_at: Mapped[datetime | None] = mapped_column(server_default=func.now())
     callback_url: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))

@@ -10,20 +10,18 @@ code (uploads, chunking, dedup, polling, retries, error parsing) runs unmodified
 
 Errors become the typed exceptions of `shared.tabpfn.errors`. The client reduces HTTP errors
 to strings, so an httpx response hook records the status, `Retry-After` and body fields of
-the last failed response in this thread, and the translation reads that record.
+the last failed response in this thread (`shared.tabpfn.classify`), and the translation
+reads that record. Results are plain values (`shared.tabpfn.types`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, cast
 
 import httpx
@@ -58,69 +56,28 @@ from tabpfn_client.utils import model_limit_from_version, model_version_from_pat
 
 from shared.models.enums import Task
 from shared.tabpfn import errors
+from shared.tabpfn.classify import CallRecord, by_status, upstream_message
 from shared.tabpfn.config import TabPFNConfig
+from shared.tabpfn.types import FitOutcome, Limits, PredictOutcome, TokenStatus, Usage
 
 logger = logging.getLogger(__name__)
 
 CLIENT_VERSION = tabpfn_client.__version__
 _AUTO_MODEL_PATHS = ("auto", "default")
-_TRACE_SUFFIX = re.compile(r"\s*Report trace ID: [^\s.]+\.?")
-# A 429 whose Retry-After is longer than this is a quota, not a burst limit.
-_MAX_RATE_LIMIT_WAIT_S = 300.0
-
-
-class TokenStatus(StrEnum):
-    """What the TabPFN service says about a token."""
-
-    VALID = "valid"
-    INVALID = "invalid"
-    UNVERIFIED = "unverified"
-
-
-@dataclass(frozen=True)
-class Usage:
-    current_usage: int
-    usage_limit: int  # -1 means unlimited
-    reset_time: str | None
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The upstream's size limits for one model version, as our validation needs them."""
-
-    train_max_rows: int
-    train_max_cells: int
-    max_cols: int
-    max_classes: int
-    test_max_rows: int
-    test_max_cells: int
-    predict_row_pairs_budget: int
-    max_dataset_bytes: int
-
-
-@dataclass(frozen=True)
-class FitOutcome:
-    train_set_uid: str
-    timings: dict[str, Any] | None
-    trace_id: str
-
-
-@dataclass(frozen=True)
-class PredictOutcome:
-    """Predictions as JSON-ready lists, one entry per input row."""
-
-    predictions: list[Any]
-    timings: dict[str, Any] | None
-    trace_id: str
-
-
-@dataclass
-class _CallRecord:
-    """The last failed upstream response seen by this thread during one adapter call."""
-
-    status: int | None = None
-    retry_after: str | None = None
-    body: dict[str, Any] = field(default_factory=dict)
+# What tabpfn-client raises for upstream trouble. Anything else (a bug, or the worker's
+# soft time limit interrupting the call) propagates unchanged to the caller.
+_CLIENT_ERRORS = (
+    RuntimeError,
+    ValueError,
+    TimeoutError,
+    httpx.HTTPError,
+    RetryableServerError,
+    CappedRetryableServerError,
+)
+# Submission waits at most this long for the account's limits, and an unanswered request
+# is not repeated for this long (the checks are skipped meanwhile).
+_SETTINGS_TIMEOUT_S = 3.0
+_UNANSWERED_SETTINGS_TTL_S = 30.0
 
 
 def available_models() -> dict[str, list[str]]:
@@ -142,7 +99,10 @@ class TabPFNUpstream:
         self._bound_pid = -1
         self._bind_lock = threading.Lock()
         self._local = threading.local()
-        self._settings_cache: OrderedDict[str, tuple[float, GetSettingsResponse]] = OrderedDict()
+        # Per account: (fetched at, settings or None when the service did not answer).
+        self._settings_cache: OrderedDict[str, tuple[float, GetSettingsResponse | None]] = (
+            OrderedDict()
+        )
         self._cache_lock = threading.Lock()
         # The client falls back to this variable when no token is passed; a worker must
         # never hold one user's token as everyone's default.
@@ -187,7 +147,7 @@ class TabPFNUpstream:
         self._bound = None
 
     def _record_failure(self, response: httpx.Response) -> None:
-        record: _CallRecord | None = getattr(self._local, "record", None)
+        record: CallRecord | None = getattr(self._local, "record", None)
         if record is None or response.status_code < 400:
             return
         response.read()
@@ -199,8 +159,8 @@ class TabPFNUpstream:
             body = {}
         record.body = body if isinstance(body, dict) else {}
 
-    def _begin_call(self) -> _CallRecord:
-        record = _CallRecord()
+    def _begin_call(self) -> CallRecord:
+        record = CallRecord()
         self._local.record = record
         return record
 
@@ -212,7 +172,7 @@ class TabPFNUpstream:
         record = self._begin_call()
         try:
             verdict = client.is_auth_token_outdated(token)
-        except Exception as error:
+        except _CLIENT_ERRORS as error:
             raise self._translate(error, record, trace_id=None) from None
         if record.status is not None and (record.status >= 500 or record.status in (408, 429)):
             raise errors.UpstreamUnavailable(
@@ -228,7 +188,7 @@ class TabPFNUpstream:
         record = self._begin_call()
         try:
             body = client.get_api_usage(token)
-        except Exception as error:
+        except _CLIENT_ERRORS as error:
             raise self._translate(error, record, trace_id=None) from None
         return Usage(
             current_usage=int(body.get("current_usage", 0)),
@@ -259,28 +219,31 @@ class TabPFNUpstream:
             test_max_rows=limit.test_set_max_rows,
             test_max_cells=limit.test_set_max_cells,
             predict_row_pairs_budget=limit.predict_row_pairs_budget,
-            max_dataset_bytes=settings.dataset_max_size_bytes,
         )
 
     def _settings_for(self, token: str, cache_key: str) -> GetSettingsResponse | None:
         now = time.monotonic()
         with self._cache_lock:
             cached = self._settings_cache.get(cache_key)
-            if cached is not None and now - cached[0] < self.settings_ttl_s:
+        if cached is not None:
+            ttl = self.settings_ttl_s if cached[1] is not None else _UNANSWERED_SETTINGS_TTL_S
+            if now - cached[0] < ttl:
                 return cached[1]
         client = self._client()
+        settings: GetSettingsResponse | None
         try:
             # Sent with the user's token: the service documents limits as per account.
             response = client.httpx_client.get(
                 "/tabpfn/get_settings",
                 headers={"Authorization": f"Bearer {token}"},
-                timeout=min(self.timeout_s, 10.0),
+                timeout=min(self.timeout_s, _SETTINGS_TIMEOUT_S),
             )
             response.raise_for_status()
             settings = GetSettingsResponse.model_validate(response.json())
-        except Exception as error:
+        except (httpx.HTTPError, ValueError) as error:
+            # Remembered briefly, so an outage does not make every submission wait for it.
             logger.warning("upstream settings unavailable: %s", type(error).__name__)
-            return cached[1] if cached is not None else None
+            settings = cached[1] if cached is not None else None
         with self._cache_lock:
             self._settings_cache[cache_key] = (now, settings)
             while len(self._settings_cache) > 4096:
@@ -308,7 +271,7 @@ class TabPFNUpstream:
                 api_mode=ApiMode(config.api_mode),
                 client_options=options,
             )
-        except Exception as error:
+        except _CLIENT_ERRORS as error:
             raise self._translate(error, record, trace_id=trace_id) from None
         return FitOutcome(
             train_set_uid=str(result.fitted_train_set_id),
@@ -351,7 +314,7 @@ class TabPFNUpstream:
                 task_config=task_config,
                 client_options=options,
             )
-        except Exception as error:
+        except _CLIENT_ERRORS as error:
             raise self._translate(error, record, trace_id=trace_id) from None
         return PredictOutcome(
             predictions=_rows(result.y_pred, output_type),
@@ -369,12 +332,12 @@ class TabPFNUpstream:
     # -- error translation ---------------------------------------------------------------
 
     def _translate(
-        self, error: Exception, record: _CallRecord, *, trace_id: str | None
+        self, error: Exception, record: CallRecord, *, trace_id: str | None
     ) -> errors.UpstreamError:
         """Map whatever tabpfn-client raised onto our typed errors."""
         upstream_trace = record.body.get("trace_id")
         trace = str(upstream_trace) if upstream_trace else trace_id
-        message = _upstream_message(error, record)
+        message = upstream_message(error, record)
         if isinstance(error, FittedModelNotFoundError):
             return errors.FittedModelNotFound(
                 "The TabPFN service no longer has this fitted model (deleted, or fitted under "
@@ -401,7 +364,7 @@ class TabPFNUpstream:
         if isinstance(error, ValueError):  # the client's own pre-flight checks
             return errors.InputRejected(str(error), trace_id=trace)
         if record.status is not None:
-            return _by_status(record, message, trace)
+            return by_status(record, message, trace)
         if isinstance(error, RuntimeError) and " failed: " in str(error):  # async fit failed
             return errors.InputRejected(
                 f"The TabPFN service could not fit: {message}", trace_id=trace
@@ -409,57 +372,6 @@ class TabPFNUpstream:
         return errors.UpstreamUnavailable(
             f"Unexpected answer from TabPFN: {message}", trace_id=trace
         )
-
-
-def _by_status(record: _CallRecord, message: str, trace: str | None) -> errors.UpstreamError:
-    status = record.status or 0
-    if status in (401, 403):
-        return errors.TokenInvalid(
-            "The TabPFN service rejected the stored TabPFN token; update it with "
-            "PUT /api/v1/auth/tabpfn-token.",
-            trace_id=trace,
-        )
-    if status == 429:
-        retry_after = _seconds(record.retry_after)
-        if retry_after is not None and retry_after <= _MAX_RATE_LIMIT_WAIT_S:
-            return errors.RateLimited(
-                f"The TabPFN service is rate limiting this account: {message}",
-                retry_after_s=retry_after,
-                trace_id=trace,
-            )
-        reset = record.body.get("reset_time")
-        return errors.QuotaExceeded(
-            f"The TabPFN usage quota of this account is exhausted: {message}",
-            reset_time=str(reset) if reset else None,
-            trace_id=trace,
-        )
-    if status == 408 or status >= 500:
-        return errors.UpstreamUnavailable(
-            f"The TabPFN service failed (HTTP {status}): {message}", trace_id=trace
-        )
-    if status == 426:
-        return errors.UpstreamUnavailable(
-            f"The TabPFN service no longer accepts tabpfn-client {CLIENT_VERSION}: {message}",
-            trace_id=trace,
-        )
-    return errors.InputRejected(
-        f"The TabPFN service rejected the data (HTTP {status}): {message}", trace_id=trace
-    )
-
-
-def _upstream_message(error: Exception, record: _CallRecord) -> str:
-    """The service's own sentence when it gave one, else the client's, minus the trace id."""
-    raw = record.body.get("message") or record.body.get("detail") or str(error)
-    return _TRACE_SUFFIX.sub("", str(raw)).strip().rstrip(".") or type(error).__name__
-
-
-def _seconds(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _tabpfn_config(
@@ -482,3 +394,14 @@ def _rows(y_pred: Any, output_type: str) -> list[Any]:
         array = array.reshape(1, -1) if array.ndim == 1 else array
         return cast(list[Any], array.T.tolist())
     return cast(list[Any], array.tolist())
+
+
+__all__ = [
+    "FitOutcome",
+    "Limits",
+    "PredictOutcome",
+    "TabPFNUpstream",
+    "TokenStatus",
+    "Usage",
+    "available_models",
+]

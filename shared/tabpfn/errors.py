@@ -4,7 +4,6 @@ Hierarchy::
 
     UpstreamError                 base; carries `trace_id` (the upstream's, for support)
     ├── TokenInvalid              TABPFN_TOKEN_INVALID    permanent (401/403 on a call)
-    ├── EmailUnverified           TABPFN_TOKEN_INVALID    permanent (403 on the token check)
     ├── QuotaExceeded             TABPFN_QUOTA_EXCEEDED   permanent until `reset_time`
     ├── RateLimited               TABPFN_RATE_LIMITED     transient, after `retry_after_s`
     ├── InputRejected             TABPFN_REJECTED_INPUT   permanent (upstream 4xx on data)
@@ -35,10 +34,6 @@ class UpstreamError(Exception):
 
 class TokenInvalid(UpstreamError):
     job_error_code = "TABPFN_TOKEN_INVALID"
-
-
-class EmailUnverified(TokenInvalid):
-    """The token is real but its account has not verified its email address."""
 
 
 class QuotaExceeded(UpstreamError):

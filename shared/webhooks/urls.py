@@ -31,13 +31,20 @@ class CheckedUrl:
     address: str
 
 
+# IPv6 prefixes that embed an IPv4 address a gateway may route to (NAT64, 6to4).
+_EMBEDDING_IPV4 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("2002::/16"))
+
+
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif any(address in network for network in _EMBEDDING_IPV4):
+            return False
     return address.is_global and not address.is_multicast
 
 
-def check_callback_url(url: str, *, allow_private: bool, resolve: bool = True) -> CheckedUrl:
+def check_callback_url(url: str, *, allow_private: bool) -> CheckedUrl:
     """Validate `url` and pick the address to connect to; InvalidCallbackUrl otherwise."""
     if len(url) > MAX_URL_LENGTH:
         raise InvalidCallbackUrl(f"callback_url is longer than {MAX_URL_LENGTH} characters.")
@@ -55,21 +62,16 @@ def check_callback_url(url: str, *, allow_private: bool, resolve: bool = True) -
         raise InvalidCallbackUrl("callback_url has an invalid port.") from None
     if not allow_private and host.lower().rstrip(".") in _METADATA_HOSTS:
         raise InvalidCallbackUrl("callback_url points at a cloud metadata service.")
-    addresses = _resolve(host, port) if resolve else []
+    addresses = _resolve(host, port)
     if not allow_private:
         for address in addresses:
             if not _is_public(ipaddress.ip_address(address)):
+                # The address itself is not echoed: that would let anyone resolve internal names.
                 raise InvalidCallbackUrl(
-                    f"callback_url resolves to {address}, a private, loopback, link-local or "
-                    "otherwise non-public address; use a public URL."
+                    "callback_url resolves to a private, loopback, link-local or otherwise "
+                    "non-public address; use a public URL."
                 )
-    return CheckedUrl(
-        url=url,
-        scheme=parts.scheme,
-        host=host,
-        port=port,
-        address=addresses[0] if addresses else host,
-    )
+    return CheckedUrl(url=url, scheme=parts.scheme, host=host, port=port, address=addresses[0])
 
 
 def _resolve(host: str, port: int) -> list[str]:

@@ -288,3 +288,15 @@ def test_concurrent_first_uses_of_a_key_run_bcrypt_once(counted_bcrypt: list[int
     assert set(verdicts) == {Verdict.VALID}
     assert counted_bcrypt[0] == 1
     assert hasher.verify(new.key_id, "wrong-secret", stored) is Verdict.INVALID
+
+
+def test_guessing_a_keys_secret_is_cut_off_without_bcrypt(counted_bcrypt: list[int]) -> None:
+    from shared.security import api_keys
+    from shared.security.api_keys import KeyHasher, Verdict
+
+    hasher = KeyHasher([b"p" * 32], rounds=4, cache_ttl_s=60)
+    new = api_keys.generate()
+    stored = hasher.hash(new.secret)
+    verdicts = [hasher.verify(new.key_id, f"guess-{n}", stored) for n in range(25)]
+    assert set(verdicts) == {Verdict.INVALID}
+    assert counted_bcrypt[0] == 10  # the rest were refused without hashing

@@ -380,6 +380,66 @@ CASES: list[tuple[str, Send, int, str, str]] = [
         "IDEMPOTENCY_KEY_REUSED",
         "Idempotency-Key",
     ),
+    (
+        "a cell holding an array (whole table)",
+        post_fit(fit_body(features=[[[1, 2]], [[3, 4]], [[5, 6]]])),
+        400,
+        "VALIDATION_ERROR",
+        "features[0][0]",
+    ),
+    (
+        "a cell holding an array (one column)",
+        post_fit(fit_body(features=[[[5, 2], 3], [[5, 2], 4], [[1, 1], 2]])),
+        400,
+        "VALIDATION_ERROR",
+        "array",
+    ),
+    (
+        "a ragged target",
+        post_fit(fit_body(target=[[1], [2, 3], [1]])),
+        400,
+        "VALIDATION_ERROR",
+        "target[0]",
+    ),
+    (
+        "a NUL character in a label",
+        post_fit(fit_body(target=["a", "b\u0000", "a"])),
+        400,
+        "VALIDATION_ERROR",
+        "NUL",
+    ),
+    (
+        "a NUL character in a name",
+        post_fit(fit_body(name="model\u0000")),
+        400,
+        "VALIDATION_ERROR",
+        "NUL",
+    ),
+    (
+        "a NUL character in a feature name",
+        post_fit(fit_body(feature_names=["a", "b\u0000"])),
+        400,
+        "VALIDATION_ERROR",
+        "NUL",
+    ),
+    (
+        "a header-only CSV",
+        multipart(
+            "/api/v1/models/fit",
+            {"file": ("d.csv", b"a,target\n", "text/csv")},
+            {"task": "classification", "target_column": "target"},
+        ),
+        400,
+        "VALIDATION_ERROR",
+        "empty",
+    ),
+    (
+        "a page past any data",
+        get("/api/v1/jobs?page=1000000000000000000"),
+        400,
+        "VALIDATION_ERROR",
+        "page",
+    ),
     # predictions
     (
         "predict on an unknown model",
@@ -572,3 +632,32 @@ def test_oversize_upload_is_413(small_app: FastAPI) -> None:
 def test_unauthenticated_submission_is_401(client: TestClient) -> None:
     response = client.post("/api/v1/models/fit", json=fit_body())
     assert response.status_code == 401 and response.json()["code"] == "UNAUTHORIZED"
+
+
+def test_a_body_streamed_past_the_cap_is_413_on_every_route(small_app: FastAPI) -> None:
+    """Routes whose body FastAPI parses itself answer 413 too, not a generic 400."""
+    client = TestClient(small_app)
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"tabpfn_token": "'
+        for _ in range(10):
+            yield b"x" * 512
+        yield b'"}'
+
+    response = client.post(
+        "/api/v1/auth/setup", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413 and response.json()["code"] == "PAYLOAD_TOO_LARGE"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"tabpfn_token": "has spaces in it"},
+        {"tabpfn_token": "tok-\u0000-nul-inside"},
+        {"tabpfn_token": "a-valid-looking-token", "key_name": "bad\u0000"},
+    ],
+)
+def test_odd_setup_bodies_are_400(client: TestClient, body: dict[str, str]) -> None:
+    response = client.post("/api/v1/auth/setup", json=body)
+    assert response.status_code == 400 and response.json()["code"] == "VALIDATION_ERROR"

@@ -4,12 +4,19 @@ worker's series reach the API through the shared multi-process folder."""
 from __future__ import annotations
 
 import re
+import time
+from pathlib import Path
 
+import httpx
 from fastapi.testclient import TestClient
 
+from scripts.engines import free_port
+from shared.config import Settings
 from tests.support.builders import classification_data, fit, register, wait_for_job
-from tests.support.processes import ManagedProcess
+from tests.support.processes import BIN, ManagedProcess, child_env, start_worker
 from tests.support.receiver import running_receiver
+from tests.support.servers import PostgresServer
+from tests.support.stack import private_stack
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -56,3 +63,81 @@ def test_counters_move_during_the_journey(client: TestClient, worker: ManagedPro
     assert sample(after, "tabpfn_api_queue_depth", queue="fit") >= 0
     assert "tabpfn_api_jobs{" in after
     assert account.api_key not in after and account.token not in after
+
+
+def test_metrics_add_up_across_uvicorn_workers(
+    settings: Settings, log_dir: Path, tmp_path: Path
+) -> None:
+    """Two uvicorn worker processes sharing one multi-process folder report one total."""
+    port = free_port()
+    env = child_env(settings, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    args = [
+        str(BIN / "uvicorn"),
+        "api.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
+    api = ManagedProcess("uvicorn-2-workers", args, env, log_dir / "uvicorn-2-workers.log")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, api.tail()
+                time.sleep(0.2)
+        for _ in range(100):
+            with httpx.Client() as fresh:  # a new connection each time, spread over both workers
+                fresh.get(url + "/")
+        text = httpx.get(url + "/metrics", timeout=5).text
+    finally:
+        api.stop()
+    writers = {path.stem.rsplit("_", 1)[-1] for path in tmp_path.glob("counter_*.db")}
+    assert len(writers) >= 2, "both uvicorn workers should have served requests"
+    served = sample(text, "tabpfn_api_http_requests_total", route="/", status="200")
+    assert served >= 101  # the readiness probe(s) and the hundred, whichever worker took them
+
+
+def test_a_worker_host_serves_its_own_metrics(
+    postgres: PostgresServer, settings: Settings, log_dir: Path, tmp_path: Path
+) -> None:
+    """With WORKER_METRICS_PORT, a worker's main process exposes its children's series."""
+    port = free_port()
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    with private_stack(postgres, settings, log_dir, tmp_path) as stack:
+        worker = start_worker(
+            stack.settings,
+            log_dir,
+            name="metrics-worker",
+            concurrency=1,
+            extra_env={
+                "WORKER_METRICS_PORT": str(port),
+                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            },
+        )
+        stack.processes.append(worker)
+        client = stack.client()
+        account = register(client)
+        X, y, _, _ = classification_data(n_train=60)
+        assert (
+            wait_for_job(client, account, fit(client, account, X, y)["id"])["status"] == "succeeded"
+        )
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    assert response.status_code == 200
+    assert (
+        sample(response.text, "tabpfn_api_jobs_finished_total", kind="fit", status="succeeded") == 1
+    )
+
+
+def test_invented_http_methods_share_one_label(client: TestClient) -> None:
+    client.request("BREW", "/")
+    text = client.get("/metrics").text
+    assert 'method="BREW"' not in text
+    assert sample(text, "tabpfn_api_http_requests_total", method="other") >= 1

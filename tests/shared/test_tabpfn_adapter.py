@@ -287,3 +287,16 @@ def test_available_models_per_task() -> None:
     models = available_models()
     assert "v2.5_default" in models["classification"]
     assert "v2.5_default" in models["regression"]
+
+
+def test_an_unanswered_limits_request_is_not_repeated_at_once(
+    upstream: TabPFNUpstream, reset_standin: StandinProcess
+) -> None:
+    """During an upstream outage submissions must not each wait for the limits."""
+    reset_standin.configure(drop_burst={"count": 100, "path": "/tabpfn/get_settings"})
+    token = new_token()
+    since = reset_standin.last_seq()
+    assert upstream.limits(token, "outage-key", None) is None
+    assert upstream.limits(token, "outage-key", None) is None
+    calls = [c for c in reset_standin.calls(since) if c["path"] == "/tabpfn/get_settings"]
+    assert len(calls) == 1

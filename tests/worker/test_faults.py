@@ -257,3 +257,50 @@ def test_users_in_several_worker_processes_keep_their_own_tokens(
         if "job started" in line and any(j in line for j in job_ids)
     }
     assert len(pids) >= 2, "the jobs should have run in more than one worker process"
+
+
+def test_an_attempt_past_the_time_limit_fails_with_timeout_and_no_retry(
+    postgres: PostgresServer,
+    settings: Settings,
+    log_dir: Path,
+    tmp_path: Path,
+    standin: StandinProcess,
+) -> None:
+    """The soft time limit interrupts the upstream call; the job fails TIMEOUT at once
+    (retrying would spend the user's quota on a fit that would time out again)."""
+    with private_stack(postgres, settings, log_dir, tmp_path, JOB_TIME_LIMIT_S=10) as stack:
+        stack.start_worker(concurrency=1)
+        client = stack.client()
+        account = register(client)
+        standin.configure(fit_delay_s=9)
+        try:
+            finished = wait_for_job(client, account, fit(client, account, X, Y)["id"], timeout=60)
+        finally:
+            standin.reset()
+    assert finished["status"] == "failed"
+    assert finished["error"]["code"] == "TIMEOUT"
+    assert finished["attempts"] == 1
+
+
+def test_a_lease_that_cannot_be_renewed_for_its_length_counts_as_lost(settings: Settings) -> None:
+    """A worker cut off from the database stops claiming the job once its lease has run out."""
+    import uuid
+
+    from scripts.engines import free_port
+    from shared.db import Database
+    from tests.support.settings import make_settings
+    from worker.lease import Lease
+
+    unreachable = make_settings(
+        DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none",
+        REDIS_URL=settings.REDIS_URL,
+        JOB_LEASE_S=1.0,
+        JOB_HEARTBEAT_S=0.2,
+    )
+    database = Database(unreachable, label="test")
+    lease = Lease(database, uuid.uuid4(), uuid.uuid4(), unreachable)
+    try:
+        with lease.kept_alive():
+            assert lease.lost.wait(timeout=10)
+    finally:
+        database.dispose()

@@ -199,3 +199,15 @@ def test_the_address_is_checked_again_at_delivery(
             lenient.state.context.close()
     assert items[0]["status"] == "failed" and str(items[0]["error"]).startswith("refused:")
     assert receiver.requests == []
+
+
+def test_a_refused_callback_does_not_reveal_what_a_name_resolves_to() -> None:
+    from shared.errors import InvalidCallbackUrl
+    from shared.webhooks.urls import check_callback_url
+
+    with pytest.raises(InvalidCallbackUrl) as raised:
+        check_callback_url("http://localhost:8080/hook", allow_private=False)
+    assert "127.0.0.1" not in raised.value.message and "::1" not in raised.value.message
+    for embedded in ("http://[64:ff9b::a00:1]/hook", "http://[2002:a00:1::1]/hook"):
+        with pytest.raises(InvalidCallbackUrl):
+            check_callback_url(embedded, allow_private=False)

@@ -1,0 +1,39 @@
+"""Dataset edge cases: uploaded files' odd columns, and result tables' column names."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+
+from shared.datasets.file_input import read_table, split_target, to_feature_table
+from shared.jobs.results import columns
+from shared.models import Task
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    return buffer.getvalue()
+
+
+def test_parquet_columns_named_by_numbers_are_usable() -> None:
+    frame = pd.DataFrame({0: [1.0, 2.0, 3.0], 1: [0, 1, 0]})
+    features, target = split_target(
+        read_table(parquet_bytes(frame), "x.parquet"), "1", Task.CLASSIFICATION
+    )
+    assert list(features.columns) == ["0"] and target.classes == [0, 1]
+
+
+def test_missing_booleans_stay_missing() -> None:
+    frame = pd.DataFrame(
+        {"flag": pd.array([True, None, False], dtype="boolean"), "y": [1.0, 2.0, 3.0]}
+    )
+    features, _ = split_target(read_table(parquet_bytes(frame), "x.parquet"), "y", Task.REGRESSION)
+    table = to_feature_table(features)
+    assert list(table.columns["flag"]) == ["True", None, "False"]
+
+
+def test_distinct_quantiles_get_distinct_columns() -> None:
+    names = columns("quantiles", None, [0.1234561, 0.1234562, 0.5])
+    assert len(set(names)) == 3 and names[2] == "quantile_0.5"

@@ -9,6 +9,9 @@ BOOTSTRAP_UV := $(CURDIR)/.tools/venv/bin/uv
 UV ?= $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP_UV))
 PYTHON ?= python3
 RUN := $(UV) run --locked --no-sync
+# Trust the machine's certificate store (corporate or proxy roots), not only uv's bundle.
+export UV_SYSTEM_CERTS ?= 1
+export UV_NATIVE_TLS ?= 1
 
 .PHONY: help sync dev test lint typecheck pytest bench format clean
 

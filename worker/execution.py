@@ -22,9 +22,9 @@ from shared import metrics
 from shared.datasets import parquet
 from shared.datasets.store import read_payload, release_freed_memory
 from shared.jobs import results, transitions
+from shared.jobs.dispatch import publish_delivery, publish_job
 from shared.logs import log_context
 from shared.models import Job, JobKind, JobStatus, Model, Payload, PayloadKind, Task, User
-from shared.queue import TaskName
 from shared.security.crypto import SecretBox
 from shared.tabpfn.config import TabPFNConfig
 from shared.tabpfn.errors import RateLimited, UpstreamError
@@ -208,16 +208,6 @@ def _timings(job: Job, started: float, upstream: dict[str, Any] | None) -> dict[
     }
 
 
-def publish_job(
-    runtime: WorkerRuntime, job_id: uuid.UUID, kind: JobKind, *, countdown: float = 0
-) -> None:
-    """Publish a queued job; when the broker refuses, leave it marked for the sweeper."""
-    task = TaskName.RUN_FIT if kind is JobKind.FIT else TaskName.RUN_PREDICT
-    if not runtime.publisher.publish(task, job_id, countdown=countdown):
-        with runtime.db.session_scope() as session:
-            transitions.mark_unpublished(session, job_id)
-
-
 def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
     """Exponential backoff with equal jitter: half fixed, half random."""
     cap = min(max_s, base_s * 2 ** max(attempt - 1, 0))
@@ -261,7 +251,7 @@ def _on_upstream_error(
         logger.info("job changed while failing (canceled?); retry not scheduled")
         return
     metrics.JOB_RETRIES.labels(job.kind.value, error.job_error_code).inc()
-    publish_job(runtime, job.id, job.kind, countdown=delay)
+    publish_job(runtime.publisher, runtime.db, job.id, job.kind, countdown=delay)
     logger.info("retry scheduled in %.1f s", delay)
 
 
@@ -298,4 +288,4 @@ def _after_finish(
     logger.info("job %s%s", job.status, f" ({job.error_code})" if job.error_code else "")
     metrics.job_finished(job)
     if finished.delivery is not None:
-        runtime.publisher.publish(TaskName.DELIVER_WEBHOOK, finished.delivery.id)
+        publish_delivery(runtime.publisher, runtime.db, finished.delivery.id)

@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, u
 from sqlalchemy.orm import Session
 
 from shared.jobs import transitions
+from shared.jobs.dispatch import publish_delivery, publish_job
 from shared.models import (
     DeliveryStatus,
     Job,
@@ -158,7 +159,7 @@ def recover_expired_leases(runtime: WorkerRuntime) -> int:
             if finished is not None:
                 logger.warning("job %s failed: worker lost after %d attempts", row.id, row.attempts)
                 if finished.delivery is not None:
-                    runtime.publisher.publish(TaskName.DELIVER_WEBHOOK, finished.delivery.id)
+                    publish_delivery(runtime.publisher, runtime.db, finished.delivery.id)
             continue
         with runtime.db.session_scope() as session:
             job = transitions.requeue(
@@ -172,7 +173,7 @@ def recover_expired_leases(runtime: WorkerRuntime) -> int:
             logger.warning(
                 "job %s re-queued: its worker stopped (attempt %d)", row.id, row.attempts
             )
-            runtime.publisher.publish(_task_for(row.kind), row.id)
+            publish_job(runtime.publisher, runtime.db, row.id, row.kind)
             recovered += 1
     return recovered
 
@@ -201,7 +202,7 @@ def republish_pending_deliveries(runtime: WorkerRuntime) -> int:
                 update(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).values(published_at=now)
             )
     for delivery_id in ids:
-        runtime.publisher.publish(TaskName.DELIVER_WEBHOOK, delivery_id)
+        publish_delivery(runtime.publisher, runtime.db, delivery_id)
     return len(ids)
 
 

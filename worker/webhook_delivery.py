@@ -19,9 +19,9 @@ from sqlalchemy import func, or_, update
 
 from shared import metrics
 from shared.errors import InvalidCallbackUrl
+from shared.jobs.dispatch import publish_delivery
 from shared.logs import log_context
 from shared.models import DeliveryStatus, Job, User, WebhookDelivery
-from shared.queue import TaskName
 from shared.security.crypto import SecretBox
 from shared.webhooks import signing
 from shared.webhooks.urls import CheckedUrl, check_callback_url
@@ -52,7 +52,7 @@ def attempt(delivery_id: uuid.UUID) -> None:
         next_delivery = _record(runtime, delivery, code, error, outcome)
         if next_delivery is not None and next_delivery.next_attempt_at is not None:
             delay = max(0.0, (next_delivery.next_attempt_at - datetime.now(UTC)).total_seconds())
-            runtime.publisher.publish(TaskName.DELIVER_WEBHOOK, next_delivery.id, countdown=delay)
+            publish_delivery(runtime.publisher, runtime.db, next_delivery.id, countdown=delay)
 
 
 def _claim(runtime: WorkerRuntime, delivery_id: uuid.UUID) -> tuple[WebhookDelivery, str] | None:

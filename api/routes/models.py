@@ -16,9 +16,9 @@ from api.schemas.common import Page, PageNumber, PageSize, error_responses
 from api.schemas.jobs import POLL_AFTER_S, FitBody, PredictBody
 from api.services import jobs as job_service
 from api.services.submissions import read_fit, read_predict
+from shared.jobs.dispatch import publish_delivery
 from shared.jobs.schemas import API_PREFIX, JobOut, ModelOut, job_out, model_out
 from shared.models import Job, Model, ModelStatus
-from shared.queue import TaskName
 from shared.tabpfn.adapter import Limits, available_models
 
 router = APIRouter(prefix=f"{API_PREFIX}/models", tags=["models"])
@@ -84,7 +84,7 @@ def fit(
         allow_private_urls=context.settings.WEBHOOK_ALLOW_PRIVATE_URLS,
     )
     job = job_service.create_fit(session, context, current, submission, idem)
-    job_service.publish(session, context, job)
+    job_service.publish(context, job)
     return accepted(response, job)
 
 
@@ -122,7 +122,7 @@ def predict(
     job = job_service.create_predict(
         session, context, current=current, model=model, sub=submission, idem=idem
     )
-    job_service.publish(session, context, job)
+    job_service.publish(context, job)
     return accepted(response, job)
 
 
@@ -166,5 +166,5 @@ def delete_model(model: OwnedModel, context: ContextDep, session: SessionDep) ->
     session.delete(model)
     session.commit()
     for delivery_id in deliveries:
-        context.publisher.publish(TaskName.DELIVER_WEBHOOK, delivery_id)
+        publish_delivery(context.publisher, context.db, delivery_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, inspect, select, update
+from sqlalchemy import Table, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from shared import metrics
 from shared.datasets import parquet
 from shared.errors import Conflict, IdempotencyKeyReused, ValidationFailed
 from shared.jobs import transitions
+from shared.jobs.dispatch import publish_delivery, publish_job
 from shared.logs import log_context
 from shared.models import (
     Base,
@@ -37,7 +38,6 @@ from shared.models import (
     Payload,
     PayloadKind,
 )
-from shared.queue import TaskName
 
 logger = logging.getLogger(__name__)
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -242,20 +242,12 @@ def _commit_new(session: Session, job: Job, current: CurrentUser, idem: Idempote
     return job
 
 
-def publish(session: Session, context: AppContext, job: Job) -> None:
+def publish(context: AppContext, job: Job) -> None:
     """Hand the job id to the broker; on failure leave it to the sweeper."""
-    task = TaskName.RUN_FIT if job.kind is JobKind.FIT else TaskName.RUN_PREDICT
-    if context.publisher.publish(task, job.id):
-        return
-    session.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.status == JobStatus.QUEUED)
-        .values(published_at=None)
-    )
-    session.commit()
-    logger.warning(
-        "job %s accepted; the broker is unavailable, the sweeper will publish it", job.id
-    )
+    if not publish_job(context.publisher, context.db, job.id, job.kind):
+        logger.warning(
+            "job %s accepted; the broker is unavailable, the sweeper will publish it", job.id
+        )
 
 
 def require_ready(model: Model) -> None:
@@ -287,7 +279,7 @@ def cancel(session: Session, context: AppContext, job: Job) -> Job:
         logger.info("job canceled by the user")
     metrics.job_finished(finished.job)
     if finished.delivery is not None:
-        context.publisher.publish(TaskName.DELIVER_WEBHOOK, finished.delivery.id)
+        publish_delivery(context.publisher, context.db, finished.delivery.id)
     return finished.job
 
 

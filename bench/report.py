@@ -31,9 +31,10 @@ moves the data more times than a direct client does: upload to the API, parse an
 validate, encode Parquet, write to Postgres, read it back in the worker, decode — and then
 tabpfn-client serialises it again for the upstream, as the direct call does. Each step is
 proportional to the data; measured at 10k×100: JSON parse 75 ms (orjson), validation 23 ms,
-Parquet encode 55 ms, insert and commit 42 ms, read 30 ms, decode 17 ms. Uploading Parquet
-instead of JSON saves the parse. Below that, the floor would need the stored file handed to
-the upstream as is, which tabpfn-client 0.6.1 does not allow (it always re-serialises).
+Parquet encode 55 ms, insert and commit 42 ms, read 30 ms, decode 17 ms. A Parquet upload
+skips the JSON parse but pays for multipart parsing and reading the file, so the two come
+out about even at this size. Below that, the floor would need the stored file handed to the
+upstream as is, which tabpfn-client 0.6.1 does not allow (it always re-serialises).
 
 **Worker memory is not met (target ≤ 4×).** The unmodified client needs about 5× the raw size
 on top of a matrix it already holds (pandas → Arrow conversion, a growing in-memory Parquet

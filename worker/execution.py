@@ -20,11 +20,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from shared import metrics
 from shared.datasets import parquet
-from shared.datasets.store import read_payload, release_freed_memory
+from shared.datasets.store import new_payload, read_payload, release_freed_memory
 from shared.jobs import results, transitions
 from shared.jobs.dispatch import publish_delivery, publish_job
 from shared.logs import log_context
-from shared.models import Job, JobKind, JobStatus, Model, Payload, PayloadKind, Task, User
+from shared.models import Job, JobKind, JobStatus, Model, PayloadKind, Task, User
 from shared.security.crypto import SecretBox
 from shared.tabpfn.config import TabPFNConfig
 from shared.tabpfn.errors import RateLimited, UpstreamError
@@ -74,12 +74,12 @@ def _execute(runtime: WorkerRuntime, job: Job, lease_token: uuid.UUID) -> None:
             if lease.lost.is_set():  # canceled, or recovered by the sweeper: not ours to run
                 logger.info("lease lost before the upstream call; not calling it")
                 return
-            result, payload, trace_id, upstream_timings, uid = _call_upstream(runtime, job, inputs)
+            result, table, trace_id, upstream_timings, uid = _call_upstream(runtime, job, inputs)
         timings = _timings(job, started, upstream_timings)
         with runtime.db.session_scope() as session:
             result_payload_id = None
-            if payload is not None:
-                payload.user_id = job.user_id
+            if table is not None:  # a large prediction, kept apart from the job row
+                payload = new_payload(job.user_id, PayloadKind.RESULT, table)
                 session.add(payload)
                 session.flush()
                 result_payload_id = payload.id
@@ -132,8 +132,8 @@ def _load_inputs(runtime: WorkerRuntime, job: Job) -> Inputs:
 
 def _call_upstream(
     runtime: WorkerRuntime, job: Job, inputs: Inputs
-) -> tuple[dict[str, Any], Payload | None, str, dict[str, Any] | None, str | None]:
-    """Fit or predict; returns (result, large-result payload, trace id, timings, train_set_uid)."""
+) -> tuple[dict[str, Any], parquet.Encoded | None, str, dict[str, Any] | None, str | None]:
+    """Fit or predict; returns (result, large-result table, trace id, timings, train_set_uid)."""
     model = inputs.model
     task = Task(model.task)
     config = TabPFNConfig.model_validate({**model.config, **inputs.params.get("config", {})})
@@ -162,8 +162,8 @@ def _call_upstream(
         config=config,
     )
     metrics.upstream_call("predict", time.monotonic() - call_started, None)
-    result, payload = _predict_result(runtime, predicted.predictions, output_type, model, quantiles)
-    return result, payload, predicted.trace_id, predicted.timings, None
+    result, table = _predict_result(runtime, predicted.predictions, output_type, model, quantiles)
+    return result, table, predicted.trace_id, predicted.timings, None
 
 
 def _predict_result(
@@ -172,7 +172,7 @@ def _predict_result(
     output_type: str,
     model: Model,
     quantiles: list[float] | None,
-) -> tuple[dict[str, Any], Payload | None]:
+) -> tuple[dict[str, Any], parquet.Encoded | None]:
     classes = model.classes if output_type == "probas" else None
     inline = len(predictions) <= runtime.settings.RESULT_INLINE_MAX_ROWS
     result: dict[str, Any] = {
@@ -186,17 +186,7 @@ def _predict_result(
     if inline:
         return result, None
     frame = results.to_frame(predictions, output_type, classes, quantiles)
-    encoded = parquet.encode({str(name): frame[name].to_numpy() for name in frame.columns})
-    payload = Payload(
-        kind=PayloadKind.RESULT,
-        sha256=encoded.sha256,
-        format=parquet.FORMAT,
-        rows=encoded.rows,
-        cols=encoded.cols,
-        size_bytes=len(encoded.data),
-        data=encoded.data,
-    )
-    return result, payload
+    return result, parquet.encode({str(name): frame[name].to_numpy() for name in frame.columns})
 
 
 def _timings(job: Job, started: float, upstream: dict[str, Any] | None) -> dict[str, Any]:

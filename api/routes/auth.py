@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
-from sqlalchemy import func, select
 
 from api.auth import CurrentUserDep
 from api.deps import ContextDep, SessionDep
+from api.pagination import paginate
 from api.schemas.auth import (
     KeyIn,
     KeyOut,
@@ -61,21 +61,15 @@ def list_keys(
     page_size: PageSize = 20,
 ) -> Page[KeyOut]:
     """Your API keys, newest first (secrets are never shown again)."""
-    scope = ApiKey.user_id == current.id
-    total = session.scalar(select(func.count()).select_from(ApiKey).where(scope)) or 0
-    keys = (
-        session.scalars(
-            select(ApiKey)
-            .where(scope)
-            .order_by(ApiKey.created_at.desc(), ApiKey.key_id)
-            .offset((page - 1) * page_size)
-            .limit(page_size)
-        )
-        .unique()
-        .all()
+    return paginate(
+        session,
+        ApiKey,
+        where=[ApiKey.user_id == current.id],
+        order_by=[ApiKey.created_at.desc(), ApiKey.key_id],
+        page=page,
+        page_size=page_size,
+        render=lambda key: KeyOut.model_validate(key, from_attributes=True),
     )
-    items = [KeyOut.model_validate(key, from_attributes=True) for key in keys]
-    return Page.of(items, total=total, page=page, page_size=page_size)
 
 
 @router.post(

@@ -7,11 +7,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
 
 from api.auth import CurrentUserDep
 from api.deps import ContextDep, SessionDep
 from api.owned import OwnedJob
+from api.pagination import paginate
 from api.schemas.common import Page, PageNumber, PageSize, error_responses
 from api.schemas.jobs import POLL_AFTER_S, DeliveryOut
 from api.services import jobs as job_service
@@ -44,15 +44,15 @@ def list_jobs(
         conditions.append(Job.status == status_filter)
     if kind is not None:
         conditions.append(Job.kind == kind)
-    total = session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
-    found = session.scalars(
-        select(Job)
-        .where(*conditions)
-        .order_by(Job.created_at.desc(), Job.id)
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    ).all()
-    return Page.of([job_out(j) for j in found], total=total, page=page, page_size=page_size)
+    return paginate(
+        session,
+        Job,
+        where=conditions,
+        order_by=[Job.created_at.desc(), Job.id],
+        page=page,
+        page_size=page_size,
+        render=job_out,
+    )
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=error_responses(400, 401, 403, 404))
@@ -139,28 +139,12 @@ def list_deliveries(
     page_size: PageSize = 20,
 ) -> Page[DeliveryOut]:
     """Every webhook delivery attempt for this job, oldest first."""
-    scope = WebhookDelivery.job_id == job.id
-    total = session.scalar(select(func.count()).select_from(WebhookDelivery).where(scope)) or 0
-    attempts = session.scalars(
-        select(WebhookDelivery)
-        .where(scope)
-        .order_by(WebhookDelivery.attempt, WebhookDelivery.created_at)
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    ).all()
-    items = [
-        DeliveryOut(
-            id=str(a.id),
-            event=a.event,
-            attempt=a.attempt,
-            status=a.status.value,
-            url=a.url,
-            response_code=a.response_code,
-            error=a.error,
-            next_attempt_at=a.next_attempt_at,
-            attempted_at=a.attempted_at,
-            delivered_at=a.delivered_at,
-        )
-        for a in attempts
-    ]
-    return Page.of(items, total=total, page=page, page_size=page_size)
+    return paginate(
+        session,
+        WebhookDelivery,
+        where=[WebhookDelivery.job_id == job.id],
+        order_by=[WebhookDelivery.attempt, WebhookDelivery.created_at],
+        page=page,
+        page_size=page_size,
+        render=lambda attempt: DeliveryOut.model_validate(attempt, from_attributes=True),
+    )

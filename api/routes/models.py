@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
-from sqlalchemy import func, select
 
 from api.auth import CurrentUser, CurrentUserDep
 from api.body import RawBodyDep
 from api.deps import ContextDep, SessionDep
 from api.openapi import request_body
 from api.owned import OwnedModel
+from api.pagination import paginate
 from api.schemas.common import Page, PageNumber, PageSize, error_responses
 from api.schemas.jobs import POLL_AFTER_S, FitBody, PredictBody
 from api.services import jobs as job_service
@@ -71,11 +71,9 @@ def fit(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JobOut:
     """Validate the training data and queue a fit job (202). Poll the job, or get a webhook."""
-    context.limiter.hit(
-        f"jobs:{current.id}", context.settings.RATE_LIMIT_JOBS_PER_MINUTE, what="job submissions"
+    idem, existing = job_service.begin(
+        session, context, current.id, raw, idempotency_key=idempotency_key, scope="fit"
     )
-    idem = job_service.idempotency(idempotency_key, raw, "fit")
-    existing = job_service.replay(session, current.id, idem)
     if existing is not None:
         return accepted(response, existing)
     submission = read_fit(
@@ -105,11 +103,14 @@ def predict(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JobOut:
     """Validate the rows against the model and queue a predict job (202)."""
-    context.limiter.hit(
-        f"jobs:{current.id}", context.settings.RATE_LIMIT_JOBS_PER_MINUTE, what="job submissions"
+    idem, existing = job_service.begin(
+        session,
+        context,
+        current.id,
+        raw,
+        idempotency_key=idempotency_key,
+        scope=f"predict:{model.id}",
     )
-    idem = job_service.idempotency(idempotency_key, raw, f"predict:{model.id}")
-    existing = job_service.replay(session, current.id, idem)
     if existing is not None:
         return accepted(response, existing)
     job_service.require_ready(model)
@@ -138,15 +139,15 @@ def list_models(
     conditions = [Model.user_id == current.id]
     if status_filter is not None:
         conditions.append(Model.status == status_filter)
-    total = session.scalar(select(func.count()).select_from(Model).where(*conditions)) or 0
-    models = session.scalars(
-        select(Model)
-        .where(*conditions)
-        .order_by(Model.created_at.desc(), Model.id)
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    ).all()
-    return Page.of([model_out(m) for m in models], total=total, page=page, page_size=page_size)
+    return paginate(
+        session,
+        Model,
+        where=conditions,
+        order_by=[Model.created_at.desc(), Model.id],
+        page=page,
+        page_size=page_size,
+        render=model_out,
+    )
 
 
 @router.get("/{model_id}", response_model=ModelOut, responses=error_responses(400, 401, 403, 404))

@@ -7,12 +7,13 @@ checked by `shared.datasets` (vectorised, with row/column positions in every mes
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.models import Task
+from shared.models import DeliveryStatus, Task
 from shared.tabpfn.config import TabPFNConfig
 
 Cell = float | str | None
@@ -90,10 +91,10 @@ class PredictBody(PredictOptions):
 class DeliveryOut(BaseModel):
     """One webhook delivery attempt."""
 
-    id: str
+    id: uuid.UUID
     event: str
     attempt: int
-    status: str
+    status: DeliveryStatus
     url: str
     response_code: int | None
     error: str | None

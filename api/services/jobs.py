@@ -24,6 +24,7 @@ from api.context import AppContext
 from api.services.submissions import FitSubmission, PredictSubmission
 from shared import metrics
 from shared.datasets import parquet
+from shared.datasets.store import new_payload
 from shared.errors import Conflict, IdempotencyKeyReused, ValidationFailed
 from shared.jobs import transitions
 from shared.jobs.dispatch import publish_delivery, publish_job
@@ -35,7 +36,6 @@ from shared.models import (
     JobStatus,
     Model,
     ModelStatus,
-    Payload,
     PayloadKind,
 )
 
@@ -67,6 +67,25 @@ def idempotency(header: str | None, raw: RawBody, scope: str) -> Idempotency | N
     return Idempotency(key=key, request_hash=digest.hexdigest())
 
 
+def begin(
+    session: Session,
+    context: AppContext,
+    user_id: uuid.UUID,
+    raw: RawBody,
+    *,
+    idempotency_key: str | None,
+    scope: str,
+) -> tuple[Idempotency | None, Job | None]:
+    """Every submission's first steps: the per-user rate limit, then the idempotency check.
+
+    Returns the request's idempotency record and, for a repeated request, its earlier job."""
+    context.limiter.hit(
+        f"jobs:{user_id}", context.settings.RATE_LIMIT_JOBS_PER_MINUTE, what="job submissions"
+    )
+    idem = idempotency(idempotency_key, raw, scope)
+    return idem, replay(session, user_id, idem)
+
+
 def replay(session: Session, user_id: uuid.UUID, idem: Idempotency | None) -> Job | None:
     """The job an earlier identical request made; 422 if the key came with another body."""
     if idem is None:
@@ -86,20 +105,6 @@ def replay(session: Session, user_id: uuid.UUID, idem: Idempotency | None) -> Jo
             "use a new key for a new request."
         )
     return job
-
-
-def _payload(user_id: uuid.UUID, kind: PayloadKind, encoded: parquet.Encoded) -> Payload:
-    return Payload(
-        id=uuid.uuid4(),
-        user_id=user_id,
-        kind=kind,
-        sha256=encoded.sha256,
-        format=parquet.FORMAT,
-        rows=encoded.rows,
-        cols=encoded.cols,
-        size_bytes=len(encoded.data),
-        data=encoded.data,
-    )
 
 
 def _new_job(
@@ -142,7 +147,7 @@ def create_fit(
     idem: Idempotency | None,
 ) -> Job:
     """Store the training data, a pending model and a queued fit job, in one transaction."""
-    payload = _payload(
+    payload = new_payload(
         current.id, PayloadKind.FIT_INPUT, parquet.encode(sub.table.columns, sub.target.values)
     )
     model = Model(
@@ -184,7 +189,7 @@ def create_predict(
     idem: Idempotency | None,
 ) -> Job:
     """Store the rows to predict and a queued predict job, in one transaction."""
-    payload = _payload(current.id, PayloadKind.PREDICT_INPUT, parquet.encode(sub.table.columns))
+    payload = new_payload(current.id, PayloadKind.PREDICT_INPUT, parquet.encode(sub.table.columns))
     params = {
         "output_type": sub.output_type,
         "quantiles": sub.quantiles,

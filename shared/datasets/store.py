@@ -1,4 +1,4 @@
-"""Reading stored payload bytes with as little memory as the data itself."""
+"""Payload rows: making one from encoded Parquet, and reading its bytes back lean."""
 
 from __future__ import annotations
 
@@ -9,6 +9,24 @@ from typing import Any
 
 import pyarrow as pa
 from sqlalchemy.orm import Session
+
+from shared.datasets.parquet import FORMAT, Encoded
+from shared.models import Payload, PayloadKind
+
+
+def new_payload(user_id: uuid.UUID, kind: PayloadKind, encoded: Encoded) -> Payload:
+    """A payload row for encoded Parquet (its id set now, so others can reference it)."""
+    return Payload(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        kind=kind,
+        sha256=encoded.sha256,
+        format=FORMAT,
+        rows=encoded.rows,
+        cols=encoded.cols,
+        size_bytes=len(encoded.data),
+        data=encoded.data,
+    )
 
 
 def read_payload(session: Session, payload_id: uuid.UUID) -> bytes | None:

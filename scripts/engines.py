@@ -88,8 +88,8 @@ class EmbeddedPostgres:
         # PostgreSQL refuses to run as root; as root we run it as a dedicated system user.
         self.run_as = _POSTGRES_SYSTEM_USER if os.geteuid() == 0 else None
 
-    def start(self) -> None:
-        """Initialise the cluster if needed and start the server."""
+    def start(self, port: int | None = None) -> None:
+        """Initialise the cluster if needed and start the server (`port` re-uses one)."""
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         if self.run_as:
             self._prepare_system_user()
@@ -111,7 +111,7 @@ class EmbeddedPostgres:
                 capture_output=True,
                 **self._identity(),
             )
-        self.port = free_port()
+        self.port = port or free_port()
         log = self.data_dir / "server.log"
         options = [
             "-c",
@@ -176,10 +176,14 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         """Fast shutdown; an ephemeral cluster is deleted afterwards."""
-        _stop(self.process, signal.SIGINT)
-        self.process = None
+        self.stop_keeping_data()
         if self.ephemeral:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def stop_keeping_data(self) -> None:
+        """Fast shutdown, the cluster kept for a later `start()` (restart in fault tests)."""
+        _stop(self.process, signal.SIGINT)
+        self.process = None
 
     def _wait_accepting(self) -> None:
         deadline = time.monotonic() + 30

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from shared import metrics
 from shared.datasets import parquet
@@ -104,6 +105,10 @@ def _execute(runtime: WorkerRuntime, job: Job, lease_token: uuid.UUID) -> None:
         _fail(
             runtime, job, lease_token, ("TABPFN_MODEL_NOT_FOUND", "The model was deleted."), started
         )
+    except (OperationalError, InterfaceError) as error:
+        # The database went away: nothing can be recorded now. The job keeps its lease,
+        # which expires; the sweeper re-queues it once the database is back.
+        logger.warning("database unavailable (%s); the job will be recovered", type(error).__name__)
     except SoftTimeLimitExceeded:
         limit = runtime.settings.JOB_TIME_LIMIT_S
         _fail(

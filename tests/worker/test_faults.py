@@ -304,3 +304,40 @@ def test_a_lease_that_cannot_be_renewed_for_its_length_counts_as_lost(settings: 
             assert lease.lost.wait(timeout=10)
     finally:
         database.dispose()
+
+
+def test_postgres_restarting_mid_job_loses_nothing(
+    postgres: PostgresServer,
+    settings: Settings,
+    log_dir: Path,
+    tmp_path: Path,
+    standin: StandinProcess,
+) -> None:
+    """Postgres stops while a fit runs upstream and comes back: the job still succeeds."""
+    from alembic import command
+
+    from scripts.engines import EmbeddedPostgres
+    from tests.support.servers import alembic_config
+
+    database = EmbeddedPostgres(tmp_path / "own-postgres", ephemeral=True)
+    database.start()
+    try:
+        database.create_database("jobs")
+        url = database.url("jobs")
+        command.upgrade(alembic_config(url), "head")
+        with private_stack(postgres, settings, log_dir, tmp_path, DATABASE_URL=url) as stack:
+            stack.start_worker(concurrency=1)
+            stack.start_beat()
+            client = stack.client()
+            account = register(client, prefix="slow")
+            since = standin.last_seq()
+            job = fit(client, account, X, Y)
+            wait_for_inflight_fit(standin, account, since)
+            port = database.port
+            database.stop_keeping_data()
+            time.sleep(3)
+            database.start(port=port)
+            finished = wait_for_job(client, account, job["id"], timeout=90)
+    finally:
+        database.stop()
+    assert finished["status"] == "succeeded", finished

@@ -69,7 +69,14 @@ class Settings(BaseSettings):
     BEAT_SCHEDULE_FILE: str | None = None
     WORKER_METRICS_PORT: int | None = Field(default=None, ge=1, le=65535)
 
+    WORKER_UPSTREAM_CONCURRENCY: int = Field(default=32, ge=1, le=1024)
+    WORKER_MEMORY_BUDGET_MB: int = Field(default=1024, ge=16)
+    WORKER_CLAIM_INTERVAL_S: float = Field(default=1.0, gt=0, le=60)
+
     JOB_MAX_ATTEMPTS: int = Field(default=3, ge=1, le=20)
+    JOB_MAX_RUNNING_PER_USER: int = Field(default=8, ge=1)
+    JOB_MAX_QUEUED_PER_USER: int = Field(default=1000, ge=1)
+    JOB_MAX_RATE_LIMIT_PARKS: int = Field(default=30, ge=0)
     JOB_TIME_LIMIT_S: int = Field(default=3000, ge=10)
     JOB_LEASE_S: float = Field(default=60.0, gt=0)
     JOB_HEARTBEAT_S: float = Field(default=15.0, gt=0)

@@ -15,6 +15,7 @@ Hierarchy::
     ├── UnsupportedMediaType      415 UNSUPPORTED_MEDIA_TYPE
     ├── IdempotencyKeyReused      422 IDEMPOTENCY_KEY_REUSED
     ├── RateLimited               429 RATE_LIMITED (with Retry-After)
+    ├── TooManyJobs               429 TOO_MANY_JOBS (the user's unfinished jobs are at the cap)
     └── ServiceUnavailable        503 UPSTREAM_UNAVAILABLE / SERVICE_UNAVAILABLE (with Retry-After)
 
 Errors from the TabPFN service itself are typed separately in `shared.tabpfn.errors`; the
@@ -106,6 +107,10 @@ class RateLimited(AppError):
 
     def __init__(self, message: str, *, retry_after_s: int) -> None:
         super().__init__(message, headers={"Retry-After": str(max(1, retry_after_s))})
+
+
+class TooManyJobs(RateLimited):
+    default_code = "TOO_MANY_JOBS"
 
 
 class ServiceUnavailable(AppError):

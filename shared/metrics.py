@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 from shared.models import Job
 
@@ -45,6 +45,22 @@ UPSTREAM_LATENCY = Histogram(
 )
 UPSTREAM_ERRORS = Counter(
     "tabpfn_api_upstream_errors_total", "TabPFN call errors by code", ["operation", "code"]
+)
+# Per worker process (a `pid` label in multi-process mode): its engine's load.
+UPSTREAM_IN_FLIGHT = Gauge(
+    "tabpfn_api_worker_upstream_in_flight",
+    "Worker slots busy with an upstream call (or the work around one)",
+    multiprocess_mode="liveall",
+)
+MEMORY_BUDGET_BYTES = Gauge(
+    "tabpfn_api_worker_memory_budget_bytes",
+    "The worker process's payload memory budget (WORKER_MEMORY_BUDGET_MB)",
+    multiprocess_mode="liveall",
+)
+MEMORY_BUDGET_IN_USE = Gauge(
+    "tabpfn_api_worker_memory_budget_in_use_bytes",
+    "Payload bytes reserved by jobs in flight in the worker process",
+    multiprocess_mode="liveall",
 )
 WEBHOOK_DELIVERIES = Counter(
     "tabpfn_api_webhook_deliveries_total", "Webhook delivery attempts by outcome", ["outcome"]

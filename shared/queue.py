@@ -43,6 +43,9 @@ class QueueName(StrEnum):
     MAINTENANCE = "maintenance"
 
 
+# The queues whose messages wake a worker's engine (see shared.jobs.dispatch).
+JOB_QUEUES = frozenset({QueueName.FIT, QueueName.PREDICT})
+
 TASK_QUEUES: dict[TaskName, QueueName] = {
     TaskName.RUN_FIT: QueueName.FIT,
     TaskName.RUN_PREDICT: QueueName.PREDICT,

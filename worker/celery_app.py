@@ -2,8 +2,9 @@
 
 Configured in the open (DESIGN §6.2): explicit queues, late acks, prefetch 1, requeue on a
 lost worker, time limits below the Redis visibility timeout, no result backend (Postgres is
-the result store). Per-process resources (database engine, TabPFN HTTP client) are created
-after the prefork child starts, never inherited from the parent.
+the result store). Per-process resources (database engine, TabPFN HTTP client, and the
+engine that holds many upstream calls) are created after the prefork child starts, never
+inherited from the parent.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from celery import Celery, signals
 
 from shared.config import ConfigError, get_settings
 from shared.logs import setup_logging
-from shared.queue import QueueName, TaskName, celery_config
-from worker import runtime
+from shared.queue import JOB_QUEUES, QueueName, TaskName, celery_config
+from worker import engine, runtime
 
 settings = get_settings()
 
@@ -57,16 +58,24 @@ def _configure_logging(**_: Any) -> None:
 
 
 @signals.worker_init.connect
-def _serve_worker_metrics(**_: Any) -> None:
-    """With WORKER_METRICS_PORT set, the worker's main process serves its children's metrics."""
+def _init_worker(sender: Any = None, **_: Any) -> None:
+    """In the main process, before the children fork: serve metrics (WORKER_METRICS_PORT),
+    and note whether this worker consumes a job queue (`-Q maintenance,webhooks` does not,
+    and then its children run no engine)."""
     if settings.WORKER_METRICS_PORT is not None:
         runtime.serve_metrics(settings.WORKER_METRICS_PORT)
+    if sender is not None:
+        consumed = set(sender.app.amqp.queues.consume_from)
+        runtime.runs_jobs = bool(consumed & {queue.value for queue in JOB_QUEUES})
 
 
 @signals.worker_process_init.connect
 def _init_worker_process(**_: Any) -> None:
-    """Each prefork child gets a fresh engine and a fresh upstream HTTP client."""
+    """Each prefork child gets a fresh database engine and upstream HTTP client, and (in a
+    worker of the job queues) its engine of upstream slots."""
     runtime.init_process(settings)
+    if runtime.runs_jobs:
+        engine.current()
 
 
 @signals.worker_process_shutdown.connect

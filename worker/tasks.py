@@ -1,4 +1,8 @@
-"""Celery tasks: thin, like web views. Each takes an id; the logic lives in plain modules."""
+"""Celery tasks: thin, like web views. Each takes an id; the logic lives in plain modules.
+
+A job's message wakes this process's engine, which claims the fairest due work from the job
+table (not necessarily the job named): see `shared.jobs.dispatch` and `worker.engine`.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,19 @@ import uuid
 from celery import shared_task
 
 from shared.queue import TaskName
-from worker import execution, sweeper, webhook_delivery
+from worker import engine, sweeper, webhook_delivery
 
 
 @shared_task(name=TaskName.RUN_FIT.value, ignore_result=True)
 def run_fit(job_id: str) -> None:
-    """Run a fit job (the message carries its id and nothing else)."""
-    execution.run_job(uuid.UUID(job_id))
+    """A fit job is due: wake the engine (the message carries the job's id and nothing else)."""
+    engine.current().nudge()
 
 
 @shared_task(name=TaskName.RUN_PREDICT.value, ignore_result=True)
 def run_predict(job_id: str) -> None:
-    """Run a predict job."""
-    execution.run_job(uuid.UUID(job_id))
+    """A predict job is due: wake the engine."""
+    engine.current().nudge()
 
 
 @shared_task(name=TaskName.DELIVER_WEBHOOK.value, ignore_result=True)
@@ -30,5 +34,5 @@ def deliver_webhook(delivery_id: str) -> None:
 
 @shared_task(name=TaskName.SWEEP.value, ignore_result=True)
 def sweep() -> None:
-    """Periodic maintenance (beat): re-publish, recover expired leases, retry webhooks, purge."""
+    """Periodic maintenance (beat): recover expired leases, retry webhooks, purge."""
     sweeper.sweep()

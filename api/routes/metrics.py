@@ -55,9 +55,24 @@ class ClusterCollector(Collector):
                 counts = dict(
                     session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
                 )
+                running = dict(
+                    session.execute(
+                        select(Job.lease_token.is_(None), func.count())
+                        .where(Job.status == JobStatus.RUNNING)
+                        .group_by(Job.lease_token.is_(None))
+                    ).all()
+                )
             for status in JobStatus:
                 jobs.add_metric([status.value], float(counts.get(status, 0)))
             yield jobs
+            phases = GaugeMetricFamily(
+                "tabpfn_api_jobs_running",
+                "Running jobs: in a worker slot, or submitted and waiting on the upstream",
+                labels=["phase"],
+            )
+            phases.add_metric(["in_slot"], float(running.get(False, 0)))
+            phases.add_metric(["awaiting_upstream"], float(running.get(True, 0)))
+            yield phases
         except Exception as error:
             logger.warning("metrics: job counts unavailable (%s)", type(error).__name__)
 

@@ -1,8 +1,13 @@
-"""Creating, publishing and canceling jobs (DESIGN §6.1, §6.7).
+"""Creating, publishing and canceling jobs (DESIGN §6.1, §6.7, §6.10).
 
 Commit, then publish, then answer 202: the job and its payload are in Postgres before any
-message names them. A failed publish leaves the job `queued` with no message recorded,
-and the sweeper publishes it; the client gets its 202 either way.
+message names them. The message only wakes a worker; workers also find due jobs in the
+table on their own, so a failed publish (Redis down) delays the job by at most one claim
+interval, and the client gets its 202 either way.
+
+A user's unfinished jobs are capped (JOB_MAX_QUEUED_PER_USER): past it, a submission is a
+429 TOO_MANY_JOBS, checked before the body is parsed. The count is not locked, so
+concurrent submissions of one user can overshoot the cap by at most their number.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, inspect, select
+from sqlalchemy import Table, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,9 +30,10 @@ from api.services.submissions import FitSubmission, PredictSubmission
 from shared import metrics
 from shared.datasets import parquet
 from shared.datasets.store import new_payload
-from shared.errors import Conflict, IdempotencyKeyReused, ValidationFailed
+from shared.errors import Conflict, IdempotencyKeyReused, TooManyJobs, ValidationFailed
 from shared.jobs import transitions
 from shared.jobs.dispatch import publish_delivery, publish_job
+from shared.jobs.failure import CANCELED_BY_USER, CANCELED_MODEL_DELETED
 from shared.logs import log_context
 from shared.models import (
     Base,
@@ -42,6 +48,8 @@ from shared.models import (
 logger = logging.getLogger(__name__)
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 MAX_IDEMPOTENCY_KEY = 255
+# A full backlog drains at the pace of the user's running jobs; look again after this.
+TOO_MANY_JOBS_RETRY_AFTER_S = 5
 
 
 @dataclass(frozen=True)
@@ -76,14 +84,36 @@ def begin(
     idempotency_key: str | None,
     scope: str,
 ) -> tuple[Idempotency | None, Job | None]:
-    """Every submission's first steps: the per-user rate limit, then the idempotency check.
+    """Every submission's first steps: the per-user rate limit, the idempotency check, then
+    the cap on unfinished jobs (a replayed request still gets its job).
 
     Returns the request's idempotency record and, for a repeated request, its earlier job."""
     context.limiter.hit(
         f"jobs:{user_id}", context.settings.RATE_LIMIT_JOBS_PER_MINUTE, what="job submissions"
     )
     idem = idempotency(idempotency_key, raw, scope)
-    return idem, replay(session, user_id, idem)
+    existing = replay(session, user_id, idem)
+    if existing is None:
+        require_room(session, user_id, context.settings.JOB_MAX_QUEUED_PER_USER)
+    return idem, existing
+
+
+def require_room(session: Session, user_id: uuid.UUID, cap: int) -> None:
+    """429 TOO_MANY_JOBS when the user already has `cap` queued or running jobs."""
+    mine = (
+        select(Job.id)
+        .where(Job.user_id == user_id, Job.status.in_(transitions.ACTIVE))
+        .limit(cap)
+        .subquery()
+    )
+    unfinished = session.scalar(select(func.count()).select_from(mine)) or 0
+    if unfinished >= cap:
+        raise TooManyJobs(
+            f"You have {unfinished} unfinished jobs (queued or running), the most one account "
+            f"may have at once ({cap}); wait for some to finish, or cancel some, then submit "
+            "again.",
+            retry_after_s=TOO_MANY_JOBS_RETRY_AFTER_S,
+        )
 
 
 def replay(session: Session, user_id: uuid.UUID, idem: Idempotency | None) -> Job | None:
@@ -129,9 +159,7 @@ def _new_job(
         params=params,
         attempts=0,
         max_attempts=context.settings.JOB_MAX_ATTEMPTS,
-        # run_after and published_at come from the database's clock (server defaults).
-        # published_at is optimistic: the publish right after the commit nearly always
-        # succeeds; when it does not, publish() clears it and the sweeper takes over.
+        # run_after comes from the database's clock (a server default), like the claim's.
         callback_url=callback_url,
         idempotency_key=idem.key if idem else None,
         request_hash=idem.request_hash if idem else None,
@@ -248,10 +276,10 @@ def _commit_new(session: Session, job: Job, current: CurrentUser, idem: Idempote
 
 
 def publish(context: AppContext, job: Job) -> None:
-    """Hand the job id to the broker; on failure leave it to the sweeper."""
-    if not publish_job(context.publisher, context.db, job.id, job.kind):
+    """Wake a worker for the job; when the broker is down, workers find it on their own."""
+    if not publish_job(context.publisher, job.id, job.kind):
         logger.warning(
-            "job %s accepted; the broker is unavailable, the sweeper will publish it", job.id
+            "job %s accepted; the broker is unavailable, a worker will find it by itself", job.id
         )
 
 
@@ -272,9 +300,7 @@ def cancel(session: Session, context: AppContext, job: Job) -> Job:
     """Cancel a queued or running job (a running job's result will be discarded)."""
     if JobStatus(job.status).is_final:
         raise Conflict(f"Job {job.id} already ended ({job.status}).", code="JOB_FINISHED")
-    finished = transitions.finish(
-        session, job.id, JobStatus.CANCELED, error=("CANCELED", "Canceled by the user.")
-    )
+    finished = transitions.finish(session, job.id, JobStatus.CANCELED, failure=CANCELED_BY_USER)
     if finished is None:  # it ended between our read and the update
         session.rollback()
         session.refresh(job)
@@ -298,7 +324,7 @@ def cancel_model_jobs(
     ).all()
     for job_id in job_ids:
         finished = transitions.finish(
-            session, job_id, JobStatus.CANCELED, error=("CANCELED", "The model was deleted.")
+            session, job_id, JobStatus.CANCELED, failure=CANCELED_MODEL_DELETED
         )
         if finished is not None and finished.delivery is not None:
             deliveries.append(finished.delivery.id)

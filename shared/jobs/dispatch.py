@@ -1,7 +1,12 @@
 """Handing jobs and webhook attempts to the broker, after their rows are committed.
 
-When the broker refuses (Redis down), the row is marked as having no message in flight,
-so the sweeper publishes it as soon as it is due instead of waiting JOB_REPUBLISH_AFTER_S.
+A job's message is a nudge: it wakes a worker, which then claims the fairest due work from
+the job table (`shared.jobs.claims`), not necessarily the job the message names. Workers
+also look for due work every WORKER_CLAIM_INTERVAL_S, so a message that is lost, or never
+sent because Redis was down, delays a job by at most that; nothing needs re-publishing.
+
+A webhook attempt's message is the attempt itself: when the broker refuses it, the row is
+marked as having no message in flight and the sweeper publishes it as soon as it is due.
 """
 
 from __future__ import annotations
@@ -11,26 +16,20 @@ import uuid
 from sqlalchemy import update
 
 from shared.db import Database
-from shared.jobs.transitions import mark_unpublished
 from shared.models import DeliveryStatus, JobKind, WebhookDelivery
 from shared.queue import Publisher, TaskName
 
+JOB_TASKS: dict[JobKind, TaskName] = {
+    JobKind.FIT: TaskName.RUN_FIT,
+    JobKind.PREDICT: TaskName.RUN_PREDICT,
+}
+
 
 def publish_job(
-    publisher: Publisher,
-    database: Database,
-    job_id: uuid.UUID,
-    kind: JobKind,
-    *,
-    countdown: float = 0,
+    publisher: Publisher, job_id: uuid.UUID, kind: JobKind, *, countdown: float = 0
 ) -> bool:
-    """Publish a queued job's task; True when the broker took it."""
-    task = TaskName.RUN_FIT if kind is JobKind.FIT else TaskName.RUN_PREDICT
-    if publisher.publish(task, job_id, countdown=countdown):
-        return True
-    with database.session_scope() as session:
-        mark_unpublished(session, job_id)
-    return False
+    """Wake a worker for a queued job (after `countdown` s); True when the broker took it."""
+    return publisher.publish(JOB_TASKS[kind], job_id, countdown=countdown)
 
 
 def publish_delivery(

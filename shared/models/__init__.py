@@ -4,6 +4,7 @@ from shared.models.base import Base
 from shared.models.enums import (
     FINAL_JOB_STATUSES,
     DeliveryStatus,
+    JobErrorCode,
     JobKind,
     JobStatus,
     ModelStatus,
@@ -22,6 +23,7 @@ __all__ = [
     "Base",
     "DeliveryStatus",
     "Job",
+    "JobErrorCode",
     "JobKind",
     "JobStatus",
     "Model",

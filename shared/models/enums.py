@@ -42,6 +42,21 @@ class JobStatus(StrEnum):
 FINAL_JOB_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
 
 
+class JobErrorCode(StrEnum):
+    """Why a job failed, was canceled or is waiting to run again (`error.code` of a Job)."""
+
+    TABPFN_TOKEN_INVALID = "TABPFN_TOKEN_INVALID"  # noqa: S105 - a code, not a secret
+    TABPFN_QUOTA_EXCEEDED = "TABPFN_QUOTA_EXCEEDED"
+    TABPFN_RATE_LIMITED = "TABPFN_RATE_LIMITED"
+    TABPFN_REJECTED_INPUT = "TABPFN_REJECTED_INPUT"
+    TABPFN_MODEL_NOT_FOUND = "TABPFN_MODEL_NOT_FOUND"
+    UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+    TIMEOUT = "TIMEOUT"
+    WORKER_LOST = "WORKER_LOST"
+    CANCELED = "CANCELED"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
 class PayloadKind(StrEnum):
     """Why a payload row exists; retention uses it."""
 

@@ -16,9 +16,22 @@ class Job(CreatedAtMixin, Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        # The sweeper's scans: queued jobs due for (re)publishing, running jobs by lease.
+        # Due queued jobs (the claim), running jobs by lease (the sweeper).
         Index("ix_jobs_status_run_after", "status", "run_after"),
         Index("ix_jobs_user_id_created_at", "user_id", "created_at"),
+        # A user's unfinished jobs: the fair claim ranks them, submission counts them.
+        Index(
+            "ix_jobs_unfinished_user_id",
+            "user_id",
+            "created_at",
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+        # Fits waiting on the upstream, by when they are checked next.
+        Index(
+            "ix_jobs_awaiting_upstream_next_check_at",
+            "next_check_at",
+            postgresql_where=text("status = 'running' AND lease_token IS NULL"),
+        ),
         Index(
             "uq_jobs_user_id_idempotency_key",
             "user_id",
@@ -47,13 +60,22 @@ class Job(CreatedAtMixin, Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
+    # Held by the worker slot doing something for the job right now; NULL while queued and
+    # while a submitted fit waits on the upstream (see `next_check_at`).
     lease_token: Mapped[uuid.UUID | None]
     lease_expires_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
-    # Both set by the database's clock, like the claim that compares them with now(): a
-    # host whose clock runs ahead must not make a fresh job look "not due yet".
+    # Set by the database's clock, like the claim that compares it with now(): a host whose
+    # clock runs ahead must not make a fresh job look "not due yet".
     run_after: Mapped[datetime] = mapped_column(server_default=func.now())
-    published_at: Mapped[datetime | None] = mapped_column(server_default=func.now())
+    # The upstream's id of this job's fit, committed as soon as the upstream accepted it: a
+    # worker that dies afterwards is replaced by one that waits on the same fit.
+    upstream_fit_id: Mapped[str | None] = mapped_column(String(64))
+    upstream_submitted_at: Mapped[datetime | None]
+    # While a submitted fit runs upstream: when a worker checks its status next.
+    next_check_at: Mapped[datetime | None]
+    # Upstream 429s that sent the job back to wait; they cost no attempt, but are bounded.
+    rate_limit_parks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     callback_url: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))

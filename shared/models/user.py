@@ -18,6 +18,8 @@ class User(CreatedAtMixin, Base):
     token_fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
     tabpfn_token_encrypted: Mapped[str] = mapped_column(Text)
     webhook_secret_encrypted: Mapped[str] = mapped_column(Text)
+    # The upstream rate-limited this account's token: its due jobs wait until then.
+    upstream_parked_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
     api_keys: Mapped[list["ApiKey"]] = relationship(

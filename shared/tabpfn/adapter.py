@@ -8,6 +8,13 @@ socket is ever shared by two processes), with no default Authorization header; e
 carries the user's token in per-request headers; `init()` is never called. The client's own
 code (uploads, chunking, dedup, polling, retries, error parsing) runs unmodified.
 
+Fits are submitted, not waited on (DESIGN §6.9). `submit_fit` runs the client's own
+`fit_with_result` in async mode, whose upload, dedup and submit code stays untouched; only
+its polling loop is replaced (in our subclass) by an immediate return, so the call ends as
+soon as the upstream has accepted the fit. The caller stores the fit id and asks for its
+status later, one cheap request at a time, with `fit_status` — from any process, after any
+crash.
+
 Errors become the typed exceptions of `shared.tabpfn.errors`. The client reduces HTTP errors
 to strings, so an httpx response hook records the status, `Retry-After` and body fields of
 the last failed response in this thread (`shared.tabpfn.classify`), and the translation
@@ -32,6 +39,9 @@ from tabpfn_client.api_models import (
     ClassifierConfig,
     ClassifierPredictParams,
     ClassifierTabPFNConfig,
+    FitStatus,
+    GetFitStatusRequest,
+    GetFitStatusResponse,
     GetSettingsResponse,
     ModelLimit,
     RegressorConfig,
@@ -58,7 +68,15 @@ from shared.models.enums import Task
 from shared.tabpfn import errors
 from shared.tabpfn.classify import CallRecord, by_status, upstream_message
 from shared.tabpfn.config import TabPFNConfig
-from shared.tabpfn.types import FitOutcome, Limits, PredictOutcome, TokenStatus, Usage
+from shared.tabpfn.types import (
+    FitState,
+    FitStatusReport,
+    Limits,
+    PredictOutcome,
+    SubmittedFit,
+    TokenStatus,
+    Usage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +96,24 @@ _CLIENT_ERRORS = (
 # is not repeated for this long (the checks are skipped meanwhile).
 _SETTINGS_TIMEOUT_S = 3.0
 _UNANSWERED_SETTINGS_TTL_S = 30.0
+# tabpfn-client's own limit for one status poll, and its interval before the service's
+# first `retry_in_secs` hint (and its floor for a hint of zero or less).
+_STATUS_TIMEOUT_S = 15.0
+_DEFAULT_RETRY_IN_S = 5.0
+_MIN_RETRY_IN_S = 0.3
+_FIT_STATES = {
+    FitStatus.PENDING: FitState.PENDING,
+    FitStatus.COMPLETED: FitState.COMPLETED,
+    FitStatus.FAILED: FitState.FAILED,
+}
+
+
+def _return_without_waiting(
+    cls: type[ServiceClient], fitted_train_set_id: uuid.UUID, headers: dict[str, str] | None = None
+) -> GetFitStatusResponse:
+    """Stands in for the client's polling loop: the fit is accepted and still pending; the
+    worker checks on it itself, later, holding nothing while the upstream works."""
+    return GetFitStatusResponse(fitted_train_set_id=fitted_train_set_id, status=FitStatus.PENDING)
 
 
 def available_models() -> dict[str, list[str]]:
@@ -91,10 +127,18 @@ def available_models() -> dict[str, list[str]]:
 class TabPFNUpstream:
     """Calls to the TabPFN service on behalf of many users, safe across forks and threads."""
 
-    def __init__(self, base_url: str, *, timeout_s: float, settings_ttl_s: float = 300) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float,
+        settings_ttl_s: float = 300,
+        max_connections: int = 100,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.settings_ttl_s = settings_ttl_s
+        self.max_connections = max_connections
         self._bound: type[ServiceClient] | None = None
         self._bound_pid = -1
         self._bind_lock = threading.Lock()
@@ -124,6 +168,11 @@ class TabPFNUpstream:
                     headers={"Prior-Client-Version": CLIENT_VERSION},
                     follow_redirects=True,
                     event_hooks={"response": [self._record_failure]},
+                    # Every call in flight needs a connection (uploads use a few).
+                    limits=httpx.Limits(
+                        max_connections=self.max_connections,
+                        max_keepalive_connections=self.max_connections,
+                    ),
                 )
                 self._bound = type(
                     "BoundServiceClient",
@@ -134,6 +183,7 @@ class TabPFNUpstream:
                         "_access_token": None,
                         "_api_settings": None,
                         "_api_settings_ts": 0.0,
+                        "_wait_for_fit": classmethod(_return_without_waiting),
                     },
                 )
                 self._bound_pid = pid
@@ -252,10 +302,10 @@ class TabPFNUpstream:
 
     # -- fit and predict -----------------------------------------------------------------
 
-    def fit(
+    def submit_fit(
         self, token: str, X: pd.DataFrame, y: np.ndarray, task: Task, config: TabPFNConfig
-    ) -> FitOutcome:
-        """Upload the train set and fit it; returns the upstream's `train_set_uid`."""
+    ) -> SubmittedFit:
+        """Upload the train set and submit its fit; returns once the upstream accepted it."""
         client = self._client()
         trace_id = uuid.uuid4().hex
         options = self._options(token, trace_id)
@@ -268,15 +318,41 @@ class TabPFNUpstream:
                 task_config=_build_fit_task_config(tabpfn_config),
                 tabpfn_systems=_build_tabpfn_systems(config.paper_version, False),
                 text_handling=config.text_handling,
-                api_mode=ApiMode(config.api_mode),
+                # Always async: a sync fit would hold the call open for the whole fit.
+                api_mode=ApiMode.ASYNC,
                 client_options=options,
             )
         except _CLIENT_ERRORS as error:
             raise self._translate(error, record, trace_id=trace_id) from None
-        return FitOutcome(
-            train_set_uid=str(result.fitted_train_set_id),
-            timings=result.timings,
-            trace_id=trace_id,
+        return SubmittedFit(fit_id=str(result.fitted_train_set_id), trace_id=trace_id)
+
+    def fit_status(self, token: str, fit_id: str) -> FitStatusReport:
+        """One status request for a submitted fit (POST /tabpfn/get_fit_status).
+
+        Raises `FittedModelNotFound` when the upstream does not know the fit (any more, or
+        under this token)."""
+        client = self._client()
+        record = self._begin_call()
+        try:
+            response = client._get_fit_status(
+                req=GetFitStatusRequest(fitted_train_set_id=uuid.UUID(fit_id)),
+                timeout=min(self.timeout_s, _STATUS_TIMEOUT_S),
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        except _CLIENT_ERRORS as error:
+            if record.status == 404:
+                raise errors.FittedModelNotFound(
+                    "The TabPFN service no longer knows this fit (it expired, or the stored "
+                    "TabPFN token belongs to another account).",
+                    trace_id=_trace_of(record),
+                ) from None
+            raise self._translate(error, record, trace_id=None) from None
+        hint = response.retry_in_secs
+        return FitStatusReport(
+            state=_FIT_STATES.get(response.status, FitState.PENDING),  # unknown: still going
+            retry_in_s=max(hint, _MIN_RETRY_IN_S) if hint is not None else _DEFAULT_RETRY_IN_S,
+            error=response.error or response.error_code,
+            timings=response.timings.model_dump(mode="json") if response.timings else None,
         )
 
     def predict(
@@ -289,11 +365,14 @@ class TabPFNUpstream:
         output_type: str,
         quantiles: list[float] | None,
         config: TabPFNConfig,
+        timeout_s: float | None = None,
     ) -> PredictOutcome:
-        """Predict from a stored fit; quantiles come back row-major (one list per row)."""
+        """Predict from a stored fit; quantiles come back row-major (one list per row).
+
+        `timeout_s` bounds the predict request (default: the adapter's timeout)."""
         client = self._client()
         trace_id = uuid.uuid4().hex
-        options = self._options(token, trace_id)
+        options = self._options(token, trace_id, timeout_s)
         tabpfn_config = _tabpfn_config(task, config)
         task_config: ClassifierConfig | RegressorConfig
         if task is Task.CLASSIFICATION:
@@ -322,10 +401,10 @@ class TabPFNUpstream:
             trace_id=trace_id,
         )
 
-    def _options(self, token: str, trace_id: str) -> ClientOptions:
+    def _options(self, token: str, trace_id: str, timeout_s: float | None = None) -> ClientOptions:
         # A fresh ClientOptions per call: the client mutates its headers (sentry-trace).
         return ClientOptions(
-            timeout=self.timeout_s,
+            timeout=timeout_s or self.timeout_s,
             headers={"Authorization": f"Bearer {token}", "sentry-trace": trace_id},
         )
 
@@ -335,8 +414,7 @@ class TabPFNUpstream:
         self, error: Exception, record: CallRecord, *, trace_id: str | None
     ) -> errors.UpstreamError:
         """Map whatever tabpfn-client raised onto our typed errors."""
-        upstream_trace = record.body.get("trace_id")
-        trace = str(upstream_trace) if upstream_trace else trace_id
+        trace = _trace_of(record) or trace_id
         message = upstream_message(error, record)
         if isinstance(error, FittedModelNotFoundError):
             return errors.FittedModelNotFound(
@@ -374,6 +452,12 @@ class TabPFNUpstream:
         )
 
 
+def _trace_of(record: CallRecord) -> str | None:
+    """The upstream's own trace id of a failed response, for support requests."""
+    upstream_trace = record.body.get("trace_id")
+    return str(upstream_trace) if upstream_trace else None
+
+
 def _tabpfn_config(
     task: Task, config: TabPFNConfig
 ) -> ClassifierTabPFNConfig | RegressorTabPFNConfig:
@@ -397,9 +481,11 @@ def _rows(y_pred: Any, output_type: str) -> list[Any]:
 
 
 __all__ = [
-    "FitOutcome",
+    "FitState",
+    "FitStatusReport",
     "Limits",
     "PredictOutcome",
+    "SubmittedFit",
     "TabPFNUpstream",
     "TokenStatus",
     "Usage",

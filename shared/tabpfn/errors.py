@@ -19,11 +19,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from shared.models.enums import JobErrorCode
+
 
 class UpstreamError(Exception):
     """An error the TabPFN service (or the way to it) reported."""
 
-    job_error_code: ClassVar[str] = "UPSTREAM_UNAVAILABLE"
+    job_error_code: ClassVar[JobErrorCode] = JobErrorCode.UPSTREAM_UNAVAILABLE
     transient: ClassVar[bool] = False
 
     def __init__(self, message: str, *, trace_id: str | None = None) -> None:
@@ -33,11 +35,11 @@ class UpstreamError(Exception):
 
 
 class TokenInvalid(UpstreamError):
-    job_error_code = "TABPFN_TOKEN_INVALID"
+    job_error_code = JobErrorCode.TABPFN_TOKEN_INVALID
 
 
 class QuotaExceeded(UpstreamError):
-    job_error_code = "TABPFN_QUOTA_EXCEEDED"
+    job_error_code = JobErrorCode.TABPFN_QUOTA_EXCEEDED
 
     def __init__(
         self, message: str, *, reset_time: str | None = None, trace_id: str | None = None
@@ -47,7 +49,7 @@ class QuotaExceeded(UpstreamError):
 
 
 class RateLimited(UpstreamError):
-    job_error_code = "TABPFN_RATE_LIMITED"
+    job_error_code = JobErrorCode.TABPFN_RATE_LIMITED
     transient = True
 
     def __init__(self, message: str, *, retry_after_s: float, trace_id: str | None = None) -> None:
@@ -56,17 +58,17 @@ class RateLimited(UpstreamError):
 
 
 class InputRejected(UpstreamError):
-    job_error_code = "TABPFN_REJECTED_INPUT"
+    job_error_code = JobErrorCode.TABPFN_REJECTED_INPUT
 
 
 class FittedModelNotFound(UpstreamError):
-    job_error_code = "TABPFN_MODEL_NOT_FOUND"
+    job_error_code = JobErrorCode.TABPFN_MODEL_NOT_FOUND
 
 
 class UpstreamTimeout(UpstreamError):
-    job_error_code = "TIMEOUT"
+    job_error_code = JobErrorCode.TIMEOUT
 
 
 class UpstreamUnavailable(UpstreamError):
-    job_error_code = "UPSTREAM_UNAVAILABLE"
+    job_error_code = JobErrorCode.UPSTREAM_UNAVAILABLE
     transient = True

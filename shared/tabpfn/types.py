@@ -36,10 +36,32 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class FitOutcome:
-    train_set_uid: str
-    timings: dict[str, Any] | None
+class SubmittedFit:
+    """The upstream accepted a fit: its id (the model's future `train_set_uid`)."""
+
+    fit_id: str
     trace_id: str
+
+
+class FitState(StrEnum):
+    """Where a submitted fit stands upstream."""
+
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class FitStatusReport:
+    """One answer of the upstream's status endpoint.
+
+    `retry_in_s` is the service's hint for the next check (floored as tabpfn-client floors
+    it); `error` its reason when the fit failed; `timings` what it reports about the fit."""
+
+    state: FitState
+    retry_in_s: float
+    error: str | None
+    timings: dict[str, Any] | None
 
 
 @dataclass(frozen=True)

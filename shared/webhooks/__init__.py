@@ -1,1 +1,4 @@
-"""Webhooks: Standard Webhooks signing, callback URL safety, and the delivery outbox."""
+"""Webhooks: Standard Webhooks signing and callback URL safety.
+
+A job's outcome event itself is written by `shared.jobs.events`.
+"""

@@ -56,12 +56,24 @@ def test_counters_move_during_the_journey(client: TestClient, worker: ManagedPro
         >= 1
     )
     assert moved("tabpfn_api_webhook_deliveries_total", outcome="delivered") >= 1
-    assert moved("tabpfn_api_upstream_call_duration_seconds_count", operation="fit") >= 1
+    assert moved("tabpfn_api_upstream_call_duration_seconds_count", operation="submit_fit") >= 1
+    assert moved("tabpfn_api_upstream_call_duration_seconds_count", operation="fit_status") >= 1
     assert moved("tabpfn_api_upstream_errors_total", code="TABPFN_QUOTA_EXCEEDED") >= 1
     assert moved("tabpfn_api_job_queue_wait_seconds_count", kind="fit") >= 1
     assert moved("tabpfn_api_http_requests_total", route="/api/v1/models/fit", status="202") >= 2
     assert sample(after, "tabpfn_api_queue_depth", queue="fit") >= 0
     assert "tabpfn_api_jobs{" in after
+    assert 'tabpfn_api_jobs_running{phase="awaiting_upstream"}' in after
+    # The worker's engines: one in-flight gauge and one budget per live process.
+    assert sample(after, "tabpfn_api_worker_upstream_in_flight") >= 0
+    assert 'tabpfn_api_worker_upstream_in_flight{pid="' in after
+    budgets = [
+        line
+        for line in after.splitlines()
+        if line.startswith("tabpfn_api_worker_memory_budget_bytes{")
+    ]
+    assert any(float(b.rsplit(" ", 1)[1]) == 1024 * 1024 * 1024 for b in budgets)
+    assert "tabpfn_api_worker_memory_budget_in_use_bytes{" in after
     assert account.api_key not in after and account.token not in after
 
 

@@ -1,12 +1,15 @@
 """The upstream adapter against the stand-in, through the unmodified tabpfn-client over HTTP:
-results that follow the data, chunked uploads and async fits, multi-user isolation across
-forked processes, and every failure mapped to its typed error without leaking a token."""
+results that follow the data, chunked uploads, fits that are submitted and then checked on,
+multi-user isolation across forked processes and across many threads of one process, and
+every failure mapped to its typed error without leaking a token."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -18,8 +21,10 @@ from shared.models import Task
 from shared.tabpfn import errors
 from shared.tabpfn.adapter import TabPFNUpstream, TokenStatus, available_models
 from shared.tabpfn.config import TabPFNConfig
+from shared.tabpfn.types import FitState
 from tests.support.builders import classification_data, new_token, regression_data
 from tests.support.standin import StandinProcess, token_id
+from tests.support.upstream import fit_and_wait
 
 
 @pytest.fixture
@@ -44,8 +49,10 @@ def fit_classifier(
     upstream: TabPFNUpstream, token: str, **config: Any
 ) -> tuple[str, list[list[float]], list[int]]:
     X, y, X_test, y_test = classification_data()
-    fitted = upstream.fit(token, frame(X), np.array(y), Task.CLASSIFICATION, TabPFNConfig(**config))
-    return fitted.train_set_uid, X_test, y_test
+    uid = fit_and_wait(
+        upstream, token, frame(X), np.array(y), Task.CLASSIFICATION, TabPFNConfig(**config)
+    )
+    return uid, X_test, y_test
 
 
 def test_classification_follows_the_data(upstream: TabPFNUpstream) -> None:
@@ -81,7 +88,7 @@ def test_classification_follows_the_data(upstream: TabPFNUpstream) -> None:
 def test_regression_outputs_have_the_right_shapes(upstream: TabPFNUpstream) -> None:
     token = new_token()
     X, y, X_test = regression_data()
-    uid = upstream.fit(token, frame(X), np.array(y), Task.REGRESSION, TabPFNConfig()).train_set_uid
+    uid = fit_and_wait(upstream, token, frame(X), np.array(y), Task.REGRESSION, TabPFNConfig())
     mean = upstream.predict(
         token,
         uid,
@@ -109,16 +116,25 @@ def test_regression_outputs_have_the_right_shapes(upstream: TabPFNUpstream) -> N
 def test_uploads_in_chunks_and_the_async_fit_path(
     upstream: TabPFNUpstream, reset_standin: StandinProcess
 ) -> None:
+    """Every fit is submitted with the async API (whatever api_mode says), and the submit
+    returns without polling: the status is asked for separately."""
     reset_standin.configure(chunks=3)
     token = new_token()
     since = reset_standin.last_seq()
-    uid, X_test, _ = fit_classifier(upstream, token, api_mode="async")
+    X, y, X_test, _ = classification_data()
+    submitted = upstream.submit_fit(
+        token, frame(X), np.array(y), Task.CLASSIFICATION, TabPFNConfig(api_mode="sync")
+    )
     calls = reset_standin.calls(since)
     puts = [c for c in calls if c["method"] == "PUT"]
     assert len(puts) == 6  # x_train and y_train, three chunks each
     paths = [c["path"] for c in calls]
-    assert "/tabpfn/submit_fit_job" in paths and "/tabpfn/get_fit_status" in paths
-    assert "/tabpfn/fit" not in paths
+    assert paths.count("/tabpfn/submit_fit_job") == 1
+    assert "/tabpfn/get_fit_status" not in paths and "/tabpfn/fit" not in paths
+    [fit_log] = [f for f in reset_standin.fits() if f["id"] == submitted.fit_id]
+    assert fit_log["token_id"] == token_id(token) and fit_log["mode"] == "async"
+    uid = fit_and_wait(upstream, token, frame(X), np.array(y), Task.CLASSIFICATION, TabPFNConfig())
+    assert uid != submitted.fit_id  # a new fit job upstream, from the deduplicated upload
     preds = upstream.predict(
         token,
         uid,
@@ -136,9 +152,7 @@ def _user_session(url: str, token: str, seed: int) -> tuple[str, float]:
     adapter = _PARENT_ADAPTER
     assert adapter is not None
     X, y, X_test, y_test = classification_data(n_train=300 + seed)
-    uid = adapter.fit(
-        token, frame(X), np.array(y), Task.CLASSIFICATION, TabPFNConfig()
-    ).train_set_uid
+    uid = fit_and_wait(adapter, token, frame(X), np.array(y), Task.CLASSIFICATION, TabPFNConfig())
     preds = adapter.predict(
         token,
         uid,
@@ -177,7 +191,7 @@ def test_users_in_forked_processes_stay_isolated(standin: StandinProcess) -> Non
     assert work and all(c["token_id"] in ids for c in work)
     per_token = {tid: [c["path"] for c in work if c["token_id"] == tid] for tid in ids}
     assert all(
-        paths.count("/tabpfn/fit") == 1 and paths.count("/tabpfn/predict") == 1
+        paths.count("/tabpfn/submit_fit_job") == 1 and paths.count("/tabpfn/predict") == 1
         for paths in per_token.values()
     )
     # Nothing global: storage PUTs and the client's own settings fetch carry no token.
@@ -231,10 +245,13 @@ def test_failures_map_to_typed_errors(
 
 
 def test_a_burst_of_5xx_is_transient_then_succeeds(upstream: TabPFNUpstream) -> None:
+    """`flaky*` tokens get two 503s; tabpfn-client does not retry a submit itself (a retried
+    submit could fit twice), so each is one transient error for the worker to retry."""
     token = new_token("flaky")
-    with pytest.raises(errors.UpstreamUnavailable) as raised:
-        fit_classifier(upstream, token)
-    assert raised.value.transient
+    for _ in range(2):
+        with pytest.raises(errors.UpstreamUnavailable) as raised:
+            fit_classifier(upstream, token)
+        assert raised.value.transient
     uid, _, _ = fit_classifier(upstream, token)
     assert uid
 
@@ -256,12 +273,123 @@ def test_rejected_input_is_permanent(upstream: TabPFNUpstream) -> None:
 
 
 def test_slow_upstream_past_the_timeout_is_unavailable(standin: StandinProcess) -> None:
+    """A `slow*` prediction takes 2 s longer than the 0.5 s this adapter waits."""
     impatient = TabPFNUpstream(standin.url, timeout_s=0.5)
+    token = new_token("slow")
     try:
+        uid, X_test, _ = fit_classifier(impatient, token)
         with pytest.raises(errors.UpstreamUnavailable, match="did not answer in time"):
-            fit_classifier(impatient, new_token("slow"))
+            impatient.predict(
+                token,
+                uid,
+                Task.CLASSIFICATION,
+                frame(X_test),
+                output_type="preds",
+                quantiles=None,
+                config=TabPFNConfig(),
+            )
     finally:
         impatient.close()
+
+
+def test_fit_status_follows_the_fit(
+    upstream: TabPFNUpstream, reset_standin: StandinProcess
+) -> None:
+    """Pending with the service's hint while it fits, then completed with its timings; a fit
+    the service cannot do is reported failed with its reason; an unknown or foreign fit id
+    is FittedModelNotFound."""
+    reset_standin.configure(fit_delay_s=1.0, fit_poll_hint_s=0.7)
+    token = new_token()
+    X, y, _, _ = classification_data(n_train=100)
+    submitted = upstream.submit_fit(
+        token, frame(X), np.array(y), Task.CLASSIFICATION, TabPFNConfig()
+    )
+    first = upstream.fit_status(token, submitted.fit_id)
+    assert first.state is FitState.PENDING and first.retry_in_s == 0.7
+    assert fit_and_wait(upstream, token, frame(X), np.array(y), Task.CLASSIFICATION, TabPFNConfig())
+    done = upstream.fit_status(token, submitted.fit_id)
+    assert done.state is FitState.COMPLETED and done.timings and done.timings["elapsed_s"] >= 1.0
+
+    one_class = upstream.submit_fit(
+        token, frame(X), np.zeros(len(X), dtype=int), Task.CLASSIFICATION, TabPFNConfig()
+    )
+    reset_standin.configure(fit_delay_s=0)
+    deadline = 50
+    while (report := upstream.fit_status(token, one_class.fit_id)).state is FitState.PENDING:
+        deadline -= 1
+        assert deadline, "the one-class fit never ended"
+        threading.Event().wait(0.1)
+    assert report.state is FitState.FAILED and report.error
+
+    with pytest.raises(errors.FittedModelNotFound):
+        upstream.fit_status(new_token("stranger"), submitted.fit_id)
+
+
+def test_many_users_in_threads_of_one_process_keep_their_own_tokens(
+    upstream: TabPFNUpstream, standin: StandinProcess
+) -> None:
+    """8 users x 8 concurrent fit-and-predict sessions on one adapter in one process, as a
+    worker's slots run them: from the stand-in's own request log, every request of a
+    session (linked by the upload and fit ids it names) carried that session's token, and
+    storage PUTs carried none."""
+    tokens = [new_token(f"threads{u}") for u in range(8)]
+    X, y, X_test, _ = classification_data(n_train=120)
+    since = standin.last_seq()
+    barrier = threading.Barrier(64)
+
+    def session(index: int) -> tuple[str, str]:
+        token = tokens[index % 8]
+        rows = X[: 60 + index]  # distinct data per session: no upload is shared
+        barrier.wait(timeout=30)
+        uid = fit_and_wait(
+            upstream,
+            token,
+            frame(rows),
+            np.array(y[: len(rows)]),
+            Task.CLASSIFICATION,
+            TabPFNConfig(),
+        )
+        preds = upstream.predict(
+            token,
+            uid,
+            Task.CLASSIFICATION,
+            frame(X_test[:20]),
+            output_type="preds",
+            quantiles=None,
+            config=TabPFNConfig(),
+        ).predictions
+        assert len(preds) == 20
+        return token, uid
+
+    with ThreadPoolExecutor(64) as pool:
+        sessions = list(pool.map(session, range(64)))
+
+    calls = [c for c in standin.calls(since) if c["refs"]]
+    # Link every id to the calls that name it, starting from each session's fit id.
+    by_ref: dict[str, list[dict[str, Any]]] = {}
+    for call in calls:
+        for ref in call["refs"]:
+            by_ref.setdefault(ref, []).append(call)
+    crossed, seen = [], 0
+    for token, uid in sessions:
+        chain, frontier, linked = {uid}, [uid], set()
+        while frontier:
+            for call in by_ref.get(frontier.pop(), []):
+                if call["seq"] in linked:
+                    continue
+                linked.add(call["seq"])
+                seen += 1
+                expected = None if call["method"] == "PUT" else token_id(token)
+                if call["token_id"] != expected:
+                    crossed.append(call)
+                for ref in call["refs"]:
+                    if ref not in chain:
+                        chain.add(ref)
+                        frontier.append(ref)
+        paths = {c["path"] for c in calls if c["seq"] in linked}
+        assert {"/tabpfn/submit_fit_job", "/tabpfn/get_fit_status", "/tabpfn/predict"} <= paths
+    assert crossed == []
+    assert seen >= 64 * 6  # prepare, 2 PUTs, submit, status, prepare test, PUT, predict...
 
 
 def test_token_checks(upstream: TabPFNUpstream) -> None:

@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-delay-s", type=float, default=0.0)
     p.add_argument("--predict-delay-s", type=float, default=0.0)
     p.add_argument("--chunks", type=int, default=1, help="signed URLs per uploaded file")
+    p.add_argument(
+        "--fit-poll-hint-s", type=float, default=0.3, help="retry_in_secs of get_fit_status"
+    )
     p.add_argument("--fit-mode", choices=FIT_MODES, default="sync")
     p.add_argument("--usage-limit", type=int, default=-1, help="-1 is unlimited")
     for flag, name in LIMIT_FLAGS.items():
@@ -59,6 +62,7 @@ def _config(args: argparse.Namespace) -> StandinConfig:
             "fit_delay_s": args.fit_delay_s,
             "predict_delay_s": args.predict_delay_s,
             "chunks": args.chunks,
+            "fit_poll_hint_s": args.fit_poll_hint_s,
             "fit_mode": args.fit_mode,
             "usage_limit": args.usage_limit,
             "limits": limits,

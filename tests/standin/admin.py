@@ -8,11 +8,12 @@ from .wire import HTTPFail, Request, Response, error, ok
 
 ADMIN_PREFIX = "/_admin/"
 CALLS_PATH = "/_calls"
+FITS_PATH = "/_fits"
 
 
 def is_admin_path(path: str) -> bool:
     """Admin and log routes are never logged, delayed, faulted or authenticated."""
-    return path.startswith(ADMIN_PREFIX) or path == CALLS_PATH
+    return path.startswith(ADMIN_PREFIX) or path in (CALLS_PATH, FITS_PATH)
 
 
 def handle(ctx: Context, req: Request) -> Response:
@@ -24,6 +25,8 @@ def handle(ctx: Context, req: Request) -> Response:
             return _reset_state(ctx)
         if req.path == CALLS_PATH:
             return _calls(ctx, req)
+        if req.path == FITS_PATH and req.method == "GET":
+            return ok({"fits": ctx.store.fits()})
     except HTTPFail as fail:
         return fail.response
     return error(404, "Not found")

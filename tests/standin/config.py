@@ -33,6 +33,8 @@ FitMode = Literal["sync", "pending"]
 FIT_MODES: tuple[FitMode, ...] = ("sync", "pending")
 
 FIT_PATHS = frozenset({"/tabpfn/fit", "/tabpfn/submit_fit_job"})
+# tabpfn-client floors the hint at 0.3 s; the stand-in's default is that floor.
+DEFAULT_FIT_POLL_HINT_S = 0.3
 PREDICT_PATHS = frozenset({"/tabpfn/predict"})
 
 
@@ -65,6 +67,22 @@ class Burst:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A per-token rate limit on work requests (fit, submit_fit_job, predict), as the hosted
+    service applies one: at most `max_requests` per fixed window of `window_s` seconds that
+    starts at a token's first request; past it, 429 with the seconds left in `Retry-After`.
+    `token_id` limits only that token (None: every token)."""
+
+    max_requests: int
+    window_s: float
+    token_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form as shown by GET /_admin/config."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class StandinConfig:
     """One immutable snapshot of the runtime configuration; updates build a new one."""
 
@@ -77,6 +95,8 @@ class StandinConfig:
     limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     fail_burst: Burst | None = None
     drop_burst: Burst | None = None
+    fit_poll_hint_s: float = DEFAULT_FIT_POLL_HINT_S
+    rate_limit: RateLimit | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON form as served by the admin routes."""
@@ -90,6 +110,8 @@ class StandinConfig:
             "limits": dict(self.limits),
             "fail_burst": self.fail_burst.to_json() if self.fail_burst else None,
             "drop_burst": self.drop_burst.to_json() if self.drop_burst else None,
+            "fit_poll_hint_s": self.fit_poll_hint_s,
+            "rate_limit": self.rate_limit.to_json() if self.rate_limit else None,
         }
 
     def updated(self, update: Mapping[str, Any]) -> StandinConfig:
@@ -98,7 +120,7 @@ class StandinConfig:
         if unknown:
             raise ConfigError(f"Unknown config field(s): {sorted(unknown)}")
         changes: dict[str, Any] = {}
-        for name in ("latency_ms", "fit_delay_s", "predict_delay_s"):
+        for name in ("latency_ms", "fit_delay_s", "predict_delay_s", "fit_poll_hint_s"):
             if name in update:
                 changes[name] = _non_negative_number(name, update[name])
         if "chunks" in update:
@@ -116,6 +138,8 @@ class StandinConfig:
             changes["fail_burst"] = _burst(update["fail_burst"], with_status=True)
         if "drop_burst" in update:
             changes["drop_burst"] = _burst(update["drop_burst"], with_status=False)
+        if "rate_limit" in update:
+            changes["rate_limit"] = _rate_limit(update["rate_limit"])
         return dataclasses.replace(self, **changes)
 
 
@@ -164,6 +188,27 @@ def _burst(value: Any, *, with_status: bool) -> Burst | None:
     if token is not None and not isinstance(token, str):
         raise ConfigError("burst token_id must be null or a string")
     return Burst(count=count, status=status, path=path, token_id=token) if count else None
+
+
+def _rate_limit(value: Any) -> RateLimit | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError("rate_limit must be an object or null")
+    unknown = set(value) - {"max_requests", "window_s", "token_id"}
+    if unknown:
+        raise ConfigError(f"Unknown rate_limit field(s): {sorted(unknown)}")
+    token = value.get("token_id")
+    if token is not None and not isinstance(token, str):
+        raise ConfigError("rate_limit token_id must be null or a string")
+    window = _non_negative_number("rate_limit.window_s", value.get("window_s", 1.0))
+    if window <= 0:
+        raise ConfigError("rate_limit.window_s must be positive")
+    return RateLimit(
+        max_requests=_int_in(value.get("max_requests", 1), "rate_limit.max_requests", 0, None),
+        window_s=window,
+        token_id=token,
+    )
 
 
 class ConfigStore:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
+import time
 from typing import Literal
 
 from .config import StandinConfig
@@ -16,11 +18,10 @@ Op = Literal["public", "auth", "prepare", "fit", "submit", "status", "predict", 
 INVALID, UNVERIFIED, OVERQUOTA = "invalid", "unverified", "overquota"
 RATELIMITED, FLAKY, SLOW, DROP = "ratelimited", "flaky", "slow", "drop"
 FLAKY_FAILURES = 2  # the client retries a 503 once, so 2 make one client call fail
-FLAKY_PATHS = frozenset({"/tabpfn/fit", "/tabpfn/predict"})
+FLAKY_PATHS = frozenset({"/tabpfn/fit", "/tabpfn/submit_fit_job", "/tabpfn/predict"})
 SLOW_EXTRA_S = 2.0
 # Usage shown for `overquota*` tokens when no usage_limit is configured: the daily pool.
 DEFAULT_QUOTA = 50_000_000
-RETRY_IN_SECS = 0.3
 QUOTA_OPS = frozenset({"prepare", "fit", "submit", "predict"})
 WORK_OPS = frozenset({"fit", "submit", "predict"})
 
@@ -61,11 +62,30 @@ class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._flaky_seen: dict[tuple[str, str], int] = {}
+        # token id -> (start of its rate-limit window, requests counted in it)
+        self._windows: dict[str, tuple[float, int]] = {}
 
     def reset(self) -> None:
-        """Forget flaky counters, so a reused flaky token fails again."""
+        """Forget flaky counters and rate-limit windows, so a reused token fails again."""
         with self._lock:
             self._flaky_seen.clear()
+            self._windows.clear()
+
+    def _rate_limited_for(self, cfg: StandinConfig, owner: str) -> float | None:
+        """Seconds left in the owner's full rate-limit window, or None to let it through."""
+        limit = cfg.rate_limit
+        if limit is None or (limit.token_id is not None and limit.token_id != owner):
+            return None
+        now = time.monotonic()
+        with self._lock:
+            start, count = self._windows.get(owner, (now, 0))
+            if now - start >= limit.window_s:
+                start, count = now, 0
+            if count >= limit.max_requests:
+                self._windows[owner] = (start, count)
+                return start + limit.window_s - now
+            self._windows[owner] = (start, count + 1)
+            return None
 
     def _flaky_hit(self, owner: str, path: str) -> bool:
         with self._lock:
@@ -88,6 +108,15 @@ class Faults:
                     f"Usage limit exceeded: {current} of {limit} credits used. Resets at {reset}.",
                     "USAGE_LIMIT_EXCEEDED",
                     reset_time=reset,
+                )
+        if op in WORK_OPS and req.token_id is not None:
+            left = self._rate_limited_for(cfg, req.token_id)
+            if left is not None:
+                return error(
+                    429,
+                    "Rate limit exceeded for this token, retry later",
+                    "RATE_LIMITED",
+                    headers={"Retry-After": str(max(1, math.ceil(left)))},
                 )
         if op in WORK_OPS and has_prefix(req, RATELIMITED):
             return error(

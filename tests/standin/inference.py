@@ -13,7 +13,7 @@ import pandas as pd
 
 from .baseline import BaselineError, BaselineModel, fit_baseline
 from .context import Context
-from .faults import RETRY_IN_SECS, fit_work_delay, predict_work_delay
+from .faults import fit_work_delay, predict_work_delay
 from .state import FittedSet, Upload
 from .wire import (
     HTTPFail,
@@ -46,6 +46,7 @@ def _task(body: Mapping[str, Any]) -> str:
 
 def _train_upload(ctx: Context, req: Request, body: Mapping[str, Any]) -> Upload:
     upload_id = field_uuid(body, "train_set_upload_id")
+    req.refs.append(upload_id)
     upload = ctx.store.owned_upload(upload_id, req.owner)
     if upload is None or upload.fitted_id is not None:
         raise not_found(f"Train set upload {upload_id}")
@@ -103,7 +104,8 @@ def _finish(ctx: Context, fitted: FittedSet, upload: Upload, delay: float) -> No
 
 def _start_background(ctx: Context, req: Request, upload: Upload, task: str) -> FittedSet:
     cfg = ctx.config.get()
-    fitted = FittedSet(id=new_id(), owner=req.owner, upload_id=upload.id, task=task)
+    fitted = FittedSet(id=new_id(), owner=req.owner, upload_id=upload.id, task=task, mode="async")
+    req.refs.append(fitted.id)
     fitted.pending_polls_owed = 1 if cfg.fit_mode == "pending" else 0
     ctx.store.add_fitted(fitted)
     delay = fit_work_delay(cfg, req)
@@ -121,7 +123,8 @@ def fit(ctx: Context, req: Request) -> Response:
     if cfg.fit_mode == "pending":
         fitted = _start_background(ctx, req, upload, task)
         return ok(_fit_body(fitted, "pending"))
-    fitted = FittedSet(id=new_id(), owner=req.owner, upload_id=upload.id, task=task)
+    fitted = FittedSet(id=new_id(), owner=req.owner, upload_id=upload.id, task=task, mode="sync")
+    req.refs.append(fitted.id)
     time.sleep(fit_work_delay(cfg, req))
     started = time.monotonic()
     model, rows, cols = _fit_model(ctx, upload, task)
@@ -153,9 +156,11 @@ def submit_fit_job(ctx: Context, req: Request) -> Response:
 def get_fit_status(ctx: Context, req: Request) -> Response:
     """POST /tabpfn/get_fit_status: pending until done (and until one pending poll was owed)."""
     fitted_id = field_uuid(req.json(), "fitted_train_set_id")
+    req.refs.append(fitted_id)
     fitted = ctx.store.owned_fitted(fitted_id, req.owner)
     if fitted is None:
         raise not_found(f"Fitted train set {fitted_id}")
+    hint = ctx.config.get().fit_poll_hint_s
     with ctx.store.lock:
         status: str = fitted.status
         if status == "pending" or fitted.pending_polls_owed > 0:
@@ -166,7 +171,7 @@ def get_fit_status(ctx: Context, req: Request) -> Response:
             {
                 "fitted_train_set_id": fitted.id,
                 "status": status,
-                "retry_in_secs": RETRY_IN_SECS,
+                "retry_in_secs": hint,
                 "error": fitted.error if done else None,
                 "error_code": fitted.error_code if done else None,
                 "timings": {"elapsed_s": fitted.elapsed() if done else _pending_elapsed(fitted)},
@@ -206,6 +211,7 @@ def predict(ctx: Context, req: Request) -> Response:
     body = req.json()
     fitted_id = field_uuid(body, "fitted_train_set_id")
     test_id = field_uuid(body, "test_set_upload_id")
+    req.refs += [fitted_id, test_id]
     task_config = field_obj(body, "task_config")
     fitted = ctx.store.owned_fitted(fitted_id, req.owner)
     if fitted is None:

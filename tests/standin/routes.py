@@ -94,5 +94,5 @@ def dispatch(ctx: Context, req: Request) -> Response:
         # Handlers never see the raw token, so the exception text cannot carry one.
         sys.stderr.write(f"standin: internal error in {req.method} {req.path}: {exc!r}\n")
         response = error(500, f"Internal stand-in error: {type(exc).__name__}", "INTERNAL")
-    ctx.store.set_call_status(seq, None if response.drop else response.status)
+    ctx.store.set_call_status(seq, None if response.drop else response.status, req.refs)
     return response

@@ -190,6 +190,10 @@ class StandinHandle:
         """The request log, as GET /_calls returns it."""
         return self.ctx.store.calls(since)
 
+    def fits(self) -> list[dict[str, Any]]:
+        """The fit log, as GET /_fits returns it."""
+        return self.ctx.store.fits()
+
     def clear_calls(self) -> None:
         """Empty the request log."""
         self.ctx.store.clear_calls()

@@ -53,7 +53,10 @@ class FittedSet:
     owner: str
     upload_id: str
     task: str
+    # "sync" (POST /tabpfn/fit) or "async" (POST /tabpfn/submit_fit_job)
+    mode: str = "sync"
     created: float = field(default_factory=time.monotonic)
+    created_wall: float = field(default_factory=time.time)
     status: FitState = "pending"
     finished: float | None = None
     model: BaselineModel | None = None
@@ -63,6 +66,20 @@ class FittedSet:
     # Pending polls still owed before a finished fit may report it: the pending fit mode
     # promises that get_fit_status answers "pending" at least once.
     pending_polls_owed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """One fit-log entry, as GET /_fits returns it (wall-clock times, seconds)."""
+        finished_wall = (
+            None if self.finished is None else self.created_wall + (self.finished - self.created)
+        )
+        return {
+            "id": self.id,
+            "token_id": self.owner,
+            "mode": self.mode,
+            "status": self.status,
+            "submitted": self.created_wall,
+            "finished": finished_wall,
+        }
 
     def elapsed(self) -> float:
         """Seconds from submission to completion, or to now while pending."""
@@ -80,6 +97,7 @@ class Call:
     token_id: str | None
     ts: float
     status: int | None = None
+    refs: tuple[str, ...] = ()
 
 
 class Store:
@@ -208,12 +226,13 @@ class Store:
                 del self._calls[: MAX_CALLS // 10]
             return seq
 
-    def set_call_status(self, seq: int, status: int | None) -> None:
-        """Record the status answered (None: dropped)."""
+    def set_call_status(self, seq: int, status: int | None, refs: list[str] | None = None) -> None:
+        """Record the status answered (None: dropped) and the ids the request involved."""
         with self.lock:
             for call in reversed(self._calls):
                 if call.seq == seq:
                     call.status = status
+                    call.refs = tuple(refs or ())
                     return
 
     def calls(self, since: int = 0) -> list[dict[str, Any]]:
@@ -227,10 +246,16 @@ class Store:
                     "token_id": c.token_id,
                     "status": c.status,
                     "ts": c.ts,
+                    "refs": list(c.refs),
                 }
                 for c in self._calls
                 if c.seq > since
             ]
+
+    def fits(self) -> list[dict[str, Any]]:
+        """Every fit this stand-in ran or is running, oldest first (the fit log)."""
+        with self.lock:
+            return [f.to_json() for f in sorted(self.fitted.values(), key=lambda f: f.created)]
 
     def clear_calls(self) -> None:
         """Empty the log; sequence numbers keep increasing so `since` stays meaningful."""

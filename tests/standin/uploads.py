@@ -70,6 +70,7 @@ def prepare_train_set_upload(ctx: Context, req: Request) -> Response:
         files={"x_train": FileSlot(chunks, x_hash), "y_train": FileSlot(chunks, y_hash)},
     )
     ctx.store.add_upload(upload)
+    req.refs.append(upload.id)
     return ok(
         {
             "train_set_upload_id": upload.id,
@@ -85,6 +86,7 @@ def prepare_test_set_upload(ctx: Context, req: Request) -> Response:
     fitted_id = field_uuid(body, "fitted_train_set_id")
     x_hash = _file_hash(body, "x_test_info")
     owner = req.owner
+    req.refs.append(fitted_id)
     if ctx.store.owned_fitted(fitted_id, owner) is None:
         raise not_found(f"Fitted train set {fitted_id}")
     if not body.get("force_reupload") and x_hash:
@@ -102,6 +104,7 @@ def prepare_test_set_upload(ctx: Context, req: Request) -> Response:
         id=new_id(), owner=owner, files={"x_test": FileSlot(chunks, x_hash)}, fitted_id=fitted_id
     )
     ctx.store.add_upload(upload)
+    req.refs.append(upload.id)
     return ok(
         {
             "test_set_upload_id": upload.id,
@@ -116,6 +119,7 @@ def storage_put(ctx: Context, req: Request) -> Response:
     if len(parts) != 3 or parts[1] not in TRAIN_FILES + TEST_FILES or not parts[2].isdigit():
         return error(404, "No such storage object")
     upload_id, name, index = parts[0], parts[1], int(parts[2])
+    req.refs.append(upload_id)
     if not ctx.store.put_chunk(upload_id, name, index, req.body):
         return error(404, "No such storage object")
     return Response(status=200)

@@ -32,6 +32,8 @@ class Request:
     host_url: str
     token: str | None = None
     token_id: str | None = None
+    # Ids of the uploads and fitted sets this request names or creates, for the request log.
+    refs: list[str] = field(default_factory=list)
 
     @property
     def owner(self) -> str:

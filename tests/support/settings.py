@@ -21,6 +21,7 @@ def make_settings(**values: Any) -> Settings:
         "WEBHOOK_RETRY_SCHEDULE_S": [0.5, 1.0, 1.0],
         "WEBHOOK_TIMEOUT_S": 3.0,
         "JOB_LEASE_S": 4.0,
+        "JOB_MAX_RATE_LIMIT_PARKS": 3,
         "JOB_HEARTBEAT_S": 1.0,
         "JOB_RETRY_BASE_S": 0.2,
         "JOB_RETRY_MAX_S": 1.0,

@@ -46,6 +46,17 @@ class StandinProcess:
         calls: list[dict[str, Any]] = response.json()["calls"]
         return calls
 
+    def fits(self) -> list[dict[str, Any]]:
+        """The fit log: every fit the stand-in ran, with its owner's token id and times."""
+        response = self.admin.get("/_fits")
+        response.raise_for_status()
+        fits: list[dict[str, Any]] = response.json()["fits"]
+        return fits
+
+    def fits_of(self, token: str) -> list[dict[str, Any]]:
+        mine = token_id(token)
+        return [f for f in self.fits() if f["token_id"] == mine]
+
     def last_seq(self) -> int:
         calls = self.calls()
         return int(calls[-1]["seq"]) if calls else 0

@@ -1,4 +1,5 @@
-"""The webhook outbox: a job's final transition writes its event in the same transaction.
+"""A job's outcome event (the webhook outbox), written by its final transition in the same
+transaction.
 
 A delivery row is created with the job's new state, so an event can never be lost between
 "job finished" and "webhook sent": the delivery task (or the sweeper) sends what is pending.

@@ -1,0 +1,196 @@
+"""Choosing the next work fairly, claiming it under a lease, and keeping leases alive.
+
+Workers do not take jobs in the order their messages arrive: the job table is the queue
+(a message only wakes a worker, see `shared.jobs.dispatch`). A claim takes, in one short
+transaction:
+
+1. due status checks of fits waiting on the upstream, oldest due first. A check is one
+   cheap request, so it is not held back by any per-user cap;
+2. due queued jobs, round-robin across users: each user's jobs are numbered oldest first,
+   and a job's *turn* is its number plus the jobs its user already has in worker slots.
+   Jobs are taken by turn, then age, and only while the turn is within
+   `JOB_MAX_RUNNING_PER_USER`. One user's backlog of a thousand jobs therefore never
+   stands in front of another user's first job, and no user holds more slots than the cap.
+   Users the upstream rate-limited (`users.upstream_parked_until`) are skipped.
+
+Claims from every worker process are serialised by one transaction-scoped advisory lock,
+so the per-user counts a claim reads cannot change under it and the cap holds exactly;
+the transaction takes milliseconds. Each claimed row gets a fresh lease token from the
+database; every later write of that attempt requires it (`shared.jobs.transitions`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, extract, func, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from shared.models import Job, JobStatus, User
+
+# Any constant works; this one spells "tabpfn-claim" to whoever reads pg_locks.
+CLAIM_LOCK_KEY = 0x7461_6266_6E63_6C6D
+_RETURNING = {"synchronize_session": False, "populate_existing": True}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One piece of work a worker slot now holds: a job and the lease token proving it."""
+
+    job: Job
+    lease_token: uuid.UUID
+
+    @property
+    def is_status_check(self) -> bool:
+        """The fit is already upstream; this slot only asks how it is doing."""
+        return self.job.upstream_fit_id is not None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What one claim took, and (when it took less than asked) when more becomes due."""
+
+    claims: list[Claim]
+    next_due_in_s: float | None
+
+
+def claim(session: Session, *, limit: int, max_running_per_user: int, lease_s: float) -> Claimed:
+    """Claim up to `limit` pieces of work; the caller commits."""
+    if limit <= 0:
+        return Claimed([], None)
+    session.execute(text("SET LOCAL lock_timeout = '5s'"))
+    session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
+    lease = {
+        "lease_token": func.gen_random_uuid(),
+        "lease_expires_at": func.now() + timedelta(seconds=lease_s),
+        "heartbeat_at": func.now(),
+        "updated_at": func.now(),
+    }
+    claims = _claim_checks(session, limit, lease)
+    if len(claims) < limit:
+        claims += _claim_queued(session, limit - len(claims), max_running_per_user, lease)
+    next_due = _next_due_in(session) if len(claims) < limit else None
+    return Claimed(claims, next_due)
+
+
+def _claim_checks(
+    session: Session, limit: int, lease: Mapping[str, ColumnElement[Any]]
+) -> list[Claim]:
+    due = (
+        select(Job.id)
+        .where(
+            Job.status == JobStatus.RUNNING,
+            Job.lease_token.is_(None),
+            Job.next_check_at <= func.now(),
+        )
+        .order_by(Job.next_check_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    jobs = session.scalars(
+        update(Job)
+        .where(Job.id.in_(due.scalar_subquery()), Job.lease_token.is_(None))
+        .values(**lease)
+        .returning(Job),
+        execution_options=_RETURNING,
+    ).all()
+    return [_claim_of(job) for job in jobs]
+
+
+def _claim_queued(
+    session: Session, limit: int, max_running_per_user: int, lease: Mapping[str, ColumnElement[Any]]
+) -> list[Claim]:
+    busy = (
+        select(Job.user_id, func.count().label("n"))
+        .where(Job.status == JobStatus.RUNNING, Job.lease_token.is_not(None))
+        .group_by(Job.user_id)
+        .subquery("busy")
+    )
+    due = (
+        select(
+            Job.id,
+            Job.user_id,
+            Job.created_at,
+            func.row_number()
+            .over(partition_by=Job.user_id, order_by=(Job.created_at, Job.id))
+            .label("n"),
+        )
+        .join(User, User.id == Job.user_id)
+        .where(
+            Job.status == JobStatus.QUEUED,
+            Job.run_after <= func.now(),
+            Job.attempts < Job.max_attempts,
+            or_(User.upstream_parked_until.is_(None), User.upstream_parked_until <= func.now()),
+        )
+        .subquery("due")
+    )
+    turn = due.c.n + func.coalesce(busy.c.n, 0)
+    picked = (
+        select(due.c.id)
+        .select_from(due.outerjoin(busy, busy.c.user_id == due.c.user_id))
+        .where(turn <= max_running_per_user)
+        .order_by(turn, due.c.created_at)
+        .limit(limit)
+    )
+    jobs = session.scalars(
+        update(Job)
+        .where(Job.id.in_(picked.scalar_subquery()), Job.status == JobStatus.QUEUED)
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=Job.attempts + 1,
+            started_at=func.coalesce(Job.started_at, func.now()),
+            **lease,
+        )
+        .returning(Job),
+        execution_options=_RETURNING,
+    ).all()
+    return [_claim_of(job) for job in jobs]
+
+
+def _claim_of(job: Job) -> Claim:
+    assert job.lease_token is not None
+    return Claim(job=job, lease_token=job.lease_token)
+
+
+def _next_due_in(session: Session) -> float | None:
+    """Seconds until the next queued job or status check becomes due (None: nothing waits).
+
+    Jobs that are due but held back (their user is at the cap, or parked) are not counted:
+    a slot freeing up wakes the worker that holds it, and parks end on a job's run_after."""
+    soonest = func.least(
+        select(func.min(Job.run_after))
+        .where(Job.status == JobStatus.QUEUED, Job.run_after > func.now())
+        .scalar_subquery(),
+        select(func.min(Job.next_check_at))
+        .where(
+            and_(
+                Job.status == JobStatus.RUNNING,
+                Job.lease_token.is_(None),
+                Job.next_check_at > func.now(),
+            )
+        )
+        .scalar_subquery(),
+    )
+    seconds = session.scalar(select(extract("epoch", soonest - func.now())))
+    return None if seconds is None else max(float(seconds), 0.0)
+
+
+def renew(session: Session, lease_tokens: list[uuid.UUID], *, lease_s: float) -> set[uuid.UUID]:
+    """Extend these leases; returns the tokens still held (a missing one was canceled, taken
+    over after a stall, or finished meanwhile)."""
+    if not lease_tokens:
+        return set()
+    renewed = session.scalars(
+        update(Job)
+        .where(Job.lease_token.in_(lease_tokens), Job.status == JobStatus.RUNNING)
+        .values(
+            lease_expires_at=func.now() + timedelta(seconds=lease_s),
+            heartbeat_at=func.now(),
+        )
+        .returning(Job.lease_token)
+    ).all()
+    return {token for token in renewed if token is not None}

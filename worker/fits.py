@@ -1,0 +1,171 @@
+"""Fits: submitted to the upstream, then checked on, never held open (DESIGN §6.9).
+
+A fit job passes through worker slots twice or more, briefly each time:
+
+1. **submit**: reserve memory, load and decode the training data, upload it and submit the
+   fit (tabpfn-client's async fit), then commit the upstream fit id on the job row at once.
+   From this commit on, no attempt fits this job again: a worker that dies later is
+   replaced by one that waits on the same fit. A crash between the upload and the commit
+   costs a second upload, and (in the instant between the upstream's answer and our
+   commit) a second fit.
+2. **check**: one status request. Still pending: the slot is given back and the job waits,
+   holding no slot, until the next check is due. Done: the job succeeds or fails.
+
+Checks follow the upstream's `retry_in_secs` hint, never sooner; a fit that has been
+pending for long is checked at most every tenth of the time it has waited (up to every
+`_MAX_CHECK_INTERVAL_S`), so a 40-minute Thinking fit costs about a hundred checks, not
+thousands. A fit still pending JOB_TIME_LIMIT_S after its submission fails with TIMEOUT.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from shared import metrics
+from shared.jobs import transitions
+from shared.jobs.failure import Failure
+from shared.models import Job, JobErrorCode, Model, Task
+from shared.tabpfn.config import TabPFNConfig
+from shared.tabpfn.errors import FittedModelNotFound, RateLimited, TokenInvalid, UpstreamError
+from shared.tabpfn.types import FitState
+from worker import inputs, outcomes
+from worker.leases import HeldLease
+from worker.runtime import WorkerRuntime
+
+logger = logging.getLogger(__name__)
+
+_MAX_CHECK_INTERVAL_S = 30.0
+_WAITED_FRACTION = 0.1
+
+
+def next_check_in(hint_s: float, waited_s: float) -> float:
+    """Seconds until the next status check: the upstream's hint, or longer for old fits."""
+    return max(hint_s, min(waited_s * _WAITED_FRACTION, _MAX_CHECK_INTERVAL_S))
+
+
+def submit(runtime: WorkerRuntime, job: Job, lease: HeldLease) -> None:
+    """Upload and submit the fit, record its upstream id, and check on it once."""
+    cost = inputs.cost_of(runtime, job)
+    with runtime.budget.reserve(cost):
+        loaded = inputs.load(runtime, job, cost)
+        if lease.lost.is_set():  # canceled, or recovered by the sweeper: not ours to run
+            logger.info("lease lost before the upstream call; not calling it")
+            return
+        config = TabPFNConfig.model_validate(loaded.model.config)
+        started = time.monotonic()
+        submitted = runtime.upstream.submit_fit(
+            loaded.token, loaded.features, loaded.target, Task(loaded.model.task), config
+        )
+        metrics.upstream_call("submit_fit", time.monotonic() - started, None)
+        token, model = loaded.token, loaded.model
+        del loaded
+    with runtime.db.session_scope() as session:
+        recorded = transitions.record_submitted(
+            session,
+            job.id,
+            lease_token=lease.token,
+            upstream_fit_id=submitted.fit_id,
+            trace_id=submitted.trace_id,
+        )
+    if not recorded:
+        logger.info("job canceled or taken over after its fit was submitted; not waiting on it")
+        return
+    logger.info("fit submitted upstream as %s", submitted.fit_id)
+    job.upstream_fit_id, job.upstream_trace_id = submitted.fit_id, submitted.trace_id
+    job.upstream_submitted_at = datetime.now(UTC)
+    _check(runtime, job, lease, token=token, model=model)
+
+
+def check(runtime: WorkerRuntime, job: Job, lease: HeldLease) -> None:
+    """A claimed status check of a fit that is already upstream."""
+    token, model = inputs.user_and_model(runtime, job)
+    _check(runtime, job, lease, token=token, model=model)
+
+
+def _check(
+    runtime: WorkerRuntime,
+    job: Job,
+    lease: HeldLease,
+    *,
+    token: str,
+    model: Model,
+) -> None:
+    assert job.upstream_fit_id is not None
+    fit_id = job.upstream_fit_id
+    started = time.monotonic()
+    try:
+        report = runtime.upstream.fit_status(token, fit_id)
+    except UpstreamError as error:
+        metrics.upstream_call("fit_status", time.monotonic() - started, error.job_error_code)
+        _check_failed(runtime, job, lease, error)
+        return
+    metrics.upstream_call("fit_status", time.monotonic() - started, None)
+    if report.state is FitState.COMPLETED:
+        result = {
+            "train_set_uid": fit_id,
+            "n_samples": model.n_samples,
+            "n_features": model.n_features,
+            "classes": model.classes,
+        }
+        outcomes.succeed(
+            runtime,
+            job,
+            lease,
+            result=result,
+            trace_id=job.upstream_trace_id,
+            upstream_timings=report.timings,
+            train_set_uid=fit_id,
+        )
+    elif report.state is FitState.FAILED:
+        message = f"The TabPFN service could not fit: {report.error or 'no reason given'}"
+        failure = Failure(JobErrorCode.TABPFN_REJECTED_INPUT, message)
+        outcomes.fail(runtime, job, lease, failure, trace_id=job.upstream_trace_id)
+    else:
+        _wait(runtime, job, lease, report.retry_in_s)
+
+
+def _waited_s(job: Job) -> float:
+    submitted = job.upstream_submitted_at or datetime.now(UTC)
+    return max((datetime.now(UTC) - submitted).total_seconds(), 0.0)
+
+
+def _wait(runtime: WorkerRuntime, job: Job, lease: HeldLease, hint_s: float) -> None:
+    """Still pending: give the slot back until the next check, or time out."""
+    waited = _waited_s(job)
+    limit = runtime.settings.JOB_TIME_LIMIT_S
+    if waited >= limit:
+        message = f"The TabPFN service did not finish the fit within {limit} s."
+        failure = Failure(JobErrorCode.TIMEOUT, message)
+        outcomes.fail(runtime, job, lease, failure, trace_id=job.upstream_trace_id)
+        return
+    delay = min(next_check_in(hint_s, waited), max(limit - waited, 0.1))
+    with runtime.db.session_scope() as session:
+        waiting = transitions.await_upstream(
+            session, job.id, lease_token=lease.token, check_in_s=delay
+        )
+    if not waiting:
+        logger.info("job was canceled or its lease was lost; this attempt's outcome is discarded")
+
+
+def _check_failed(runtime: WorkerRuntime, job: Job, lease: HeldLease, error: UpstreamError) -> None:
+    """A status request failed: the fit itself may be fine, so most errors mean "ask later"."""
+    if isinstance(error, TokenInvalid):
+        outcomes.fail(runtime, job, lease, Failure(error.job_error_code, error.message))
+        return
+    if isinstance(error, FittedModelNotFound):
+        if job.attempts < job.max_attempts:
+            logger.warning("the upstream lost fit %s; fitting again", job.upstream_fit_id)
+            failure = Failure(JobErrorCode.UPSTREAM_UNAVAILABLE, error.message + " Fitting again.")
+            outcomes.requeue(runtime, job, lease, failure, delay_s=0, forget_upstream_fit=True)
+        else:
+            failure = Failure(JobErrorCode.UPSTREAM_UNAVAILABLE, error.message)
+            outcomes.fail(runtime, job, lease, failure)
+        return
+    logger.warning("fit status unavailable (%s); asking again later", type(error).__name__)
+    settings = runtime.settings
+    delay = outcomes.backoff_delay(2, settings.JOB_RETRY_BASE_S, settings.JOB_RETRY_MAX_S)
+    if isinstance(error, RateLimited):
+        delay = max(delay, error.retry_after_s)
+    _wait(runtime, job, lease, delay)

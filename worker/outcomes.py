@@ -1,0 +1,193 @@
+"""How an attempt ends: recorded with one compare-and-set, then published after the commit.
+
+- success and failure end the job (`transitions.finish`), and the job's webhook event is
+  published once the row is committed;
+- a transient upstream error puts the job back in the queue with exponential backoff and
+  jitter, until `max_attempts`;
+- the upstream's rate limit (a 429 with a short Retry-After) parks the user's jobs until the
+  window ends, spending no attempt, up to JOB_MAX_RATE_LIMIT_PARKS times;
+- every other upstream error fails the job at once with its code.
+
+Each write requires the attempt's lease token: when the job was canceled or taken over
+meanwhile, nothing lands and the outcome is discarded (and logged as such).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+from shared import metrics
+from shared.datasets import parquet
+from shared.datasets.store import new_payload
+from shared.jobs import transitions
+from shared.jobs.dispatch import publish_delivery, publish_job
+from shared.jobs.failure import Failure
+from shared.models import Job, JobErrorCode, JobStatus, PayloadKind
+from shared.tabpfn.errors import RateLimited, UpstreamError
+from worker.leases import HeldLease
+from worker.runtime import WorkerRuntime
+
+logger = logging.getLogger(__name__)
+
+
+def timings(job: Job, upstream: dict[str, Any] | None) -> dict[str, Any]:
+    """Where the job's time went: waiting in our queue, running, and the upstream's report."""
+    now = datetime.now(UTC)
+    started = job.started_at or now
+    return {
+        "queue_wait_s": round(max((started - job.created_at).total_seconds(), 0.0), 3),
+        "run_s": round(max((now - started).total_seconds(), 0.0), 3),
+        "upstream": upstream,
+    }
+
+
+def succeed(
+    runtime: WorkerRuntime,
+    job: Job,
+    lease: HeldLease,
+    *,
+    result: dict[str, Any],
+    trace_id: str | None,
+    upstream_timings: dict[str, Any] | None,
+    table: parquet.Encoded | None = None,
+    train_set_uid: str | None = None,
+) -> None:
+    """Store the result (a large prediction as its own payload) and end the job."""
+    with runtime.db.session_scope() as session:
+        result_payload_id = None
+        if table is not None:
+            payload = new_payload(job.user_id, PayloadKind.RESULT, table)
+            session.add(payload)
+            session.flush()
+            result_payload_id = payload.id
+        finished = transitions.finish(
+            session,
+            job.id,
+            JobStatus.SUCCEEDED,
+            from_statuses=(JobStatus.RUNNING,),
+            lease_token=lease.token,
+            result=result,
+            result_payload_id=result_payload_id,
+            trace_id=trace_id,
+            timings=timings(job, upstream_timings),
+            train_set_uid=train_set_uid,
+        )
+        if finished is None:
+            session.rollback()  # the result payload goes with it
+    _after_finish(runtime, finished)
+
+
+def fail(
+    runtime: WorkerRuntime,
+    job: Job,
+    lease: HeldLease,
+    failure: Failure,
+    *,
+    trace_id: str | None = None,
+) -> None:
+    """End the job as failed with `failure`."""
+    with runtime.db.session_scope() as session:
+        finished = transitions.finish(
+            session,
+            job.id,
+            JobStatus.FAILED,
+            from_statuses=(JobStatus.RUNNING,),
+            lease_token=lease.token,
+            failure=failure,
+            trace_id=trace_id,
+            timings=timings(job, None),
+        )
+    _after_finish(runtime, finished)
+
+
+def _after_finish(runtime: WorkerRuntime, finished: transitions.Finished | None) -> None:
+    if finished is None:
+        logger.info("job was canceled or its lease was lost; this attempt's outcome is discarded")
+        return
+    job = finished.job
+    logger.info("job %s%s", job.status, f" ({job.error_code})" if job.error_code else "")
+    metrics.job_finished(job)
+    if finished.delivery is not None:
+        publish_delivery(runtime.publisher, runtime.db, finished.delivery.id)
+
+
+def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
+    """Exponential backoff with equal jitter: half fixed, half random."""
+    cap = min(max_s, base_s * 2 ** max(attempt - 1, 0))
+    return float(cap / 2 + random.uniform(0, cap / 2))  # noqa: S311 - jitter, not cryptography
+
+
+def upstream_error(
+    runtime: WorkerRuntime, job: Job, lease: HeldLease, error: UpstreamError, operation: str
+) -> None:
+    """Retry, park or fail after an upstream error of a submit or predict call."""
+    failure = Failure(error.job_error_code, error.message)
+    if isinstance(error, RateLimited):
+        _park(runtime, job, lease, error, failure)
+        return
+    retryable = error.transient and job.attempts < job.max_attempts
+    logger.warning(
+        "upstream error %s (%s) in %s%s",
+        error.job_error_code,
+        type(error).__name__,
+        operation,
+        "; will retry" if retryable else "",
+    )
+    if not retryable:
+        fail(runtime, job, lease, failure, trace_id=error.trace_id)
+        return
+    settings = runtime.settings
+    delay = backoff_delay(job.attempts, settings.JOB_RETRY_BASE_S, settings.JOB_RETRY_MAX_S)
+    requeue(runtime, job, lease, failure, delay_s=delay)
+
+
+def requeue(
+    runtime: WorkerRuntime,
+    job: Job,
+    lease: HeldLease,
+    failure: Failure,
+    *,
+    delay_s: float,
+    forget_upstream_fit: bool = False,
+) -> None:
+    """Run the job again after `delay_s` (a new attempt), waking a worker when it is due."""
+    with runtime.db.session_scope() as session:
+        requeued = transitions.requeue(
+            session,
+            job.id,
+            delay_s=delay_s,
+            lease_token=lease.token,
+            failure=failure,
+            forget_upstream_fit=forget_upstream_fit,
+        )
+    if requeued is None:
+        logger.info("job changed meanwhile (canceled?); retry not scheduled")
+        return
+    metrics.JOB_RETRIES.labels(job.kind.value, failure.code.value).inc()
+    publish_job(runtime.publisher, job.id, job.kind, countdown=delay_s)
+    logger.info("retry scheduled in %.1f s", delay_s)
+
+
+def _park(
+    runtime: WorkerRuntime, job: Job, lease: HeldLease, error: RateLimited, failure: Failure
+) -> None:
+    limit = runtime.settings.JOB_MAX_RATE_LIMIT_PARKS
+    if job.rate_limit_parks >= limit:
+        logger.warning("rate limited %d times; giving up", job.rate_limit_parks)
+        message = f"{error.message} (still refused after waiting {limit} times)"
+        fail(runtime, job, lease, Failure(JobErrorCode.TABPFN_RATE_LIMITED, message))
+        return
+    wait = max(error.retry_after_s, 0.1)
+    with runtime.db.session_scope() as session:
+        parked = transitions.park_rate_limited(
+            session, job, lease_token=lease.token, wait_s=wait, failure=failure
+        )
+    if parked is None:
+        logger.info("job changed meanwhile (canceled?); not parked")
+        return
+    metrics.JOB_RETRIES.labels(job.kind.value, failure.code.value).inc()
+    publish_job(runtime.publisher, job.id, job.kind, countdown=wait)
+    logger.info("upstream rate limit: this user's jobs wait %.1f s", wait)

@@ -110,8 +110,10 @@ def start_worker(
     name: str = "worker",
     concurrency: int = 2,
     extra_env: dict[str, str] | None = None,
+    queues: str | None = None,
 ) -> ManagedProcess:
-    """`celery -A worker.celery_app worker` (prefork), waiting until it consumes."""
+    """`celery -A worker.celery_app worker` (prefork), waiting until it consumes
+    (`queues`: the `-Q` list; all queues by default)."""
     args = [
         str(BIN / "celery"),
         "-A",
@@ -123,6 +125,7 @@ def start_worker(
         f"--hostname={name}@%h",
         "--without-gossip",
         "--without-mingle",
+        *(["-Q", queues] if queues else []),
     ]
     process = ManagedProcess(
         name, args, child_env(settings, **(extra_env or {})), log_dir / f"{name}.log"

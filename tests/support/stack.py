@@ -38,12 +38,15 @@ class Stack:
     def client(self) -> TestClient:
         return TestClient(self.app, client=(f"192.0.2.{next(_counter) % 250 + 1}", 40000))
 
-    def start_worker(self, *, concurrency: int = 1, name: str | None = None) -> ManagedProcess:
+    def start_worker(
+        self, *, concurrency: int = 1, name: str | None = None, queues: str | None = None
+    ) -> ManagedProcess:
         process = start_worker(
             self.settings,
             self.log_dir,
             name=name or f"worker{next(_counter)}",
             concurrency=concurrency,
+            queues=queues,
         )
         self.processes.append(process)
         return process

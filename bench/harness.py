@@ -24,7 +24,9 @@ from tests.support.standin import StandinProcess
 class BenchStack:
     """Everything a benchmark needs; `close()` stops it all and removes its data."""
 
-    def __init__(self, *, latency_ms: float = 0.0, **overrides: Any) -> None:
+    def __init__(
+        self, *, latency_ms: float = 0.0, standin_args: tuple[str, ...] = (), **overrides: Any
+    ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="tabpfn-bench-"))
         self.logs = self.root / "logs"
         self.postgres = EmbeddedPostgres(self.root / "postgres")
@@ -32,7 +34,7 @@ class BenchStack:
         self.postgres.create_database("bench")
         self.redis = EmbeddedRedis(self.root / "redis", persistent=False)
         self.redis.start()
-        self.standin = StandinProcess(self.logs, "--latency-ms", str(latency_ms))
+        self.standin = StandinProcess(self.logs, "--latency-ms", str(latency_ms), *standin_args)
         values: dict[str, Any] = {
             "DATABASE_URL": self.postgres.url("bench"),
             "REDIS_URL": self.redis.url(),
@@ -72,8 +74,12 @@ class BenchStack:
                 time.sleep(0.2)
         raise RuntimeError(f"{name} did not start:\n{process.tail()}")
 
-    def worker(self, concurrency: int, name: str) -> ManagedProcess:
-        process = start_worker(self.settings, self.logs, name=name, concurrency=concurrency)
+    def worker(
+        self, concurrency: int, name: str, extra_env: dict[str, str] | None = None
+    ) -> ManagedProcess:
+        process = start_worker(
+            self.settings, self.logs, name=name, concurrency=concurrency, extra_env=extra_env
+        )
         self.processes.append(process)
         return process
 

@@ -67,12 +67,71 @@ def _throughput(section: dict[str, Any], title: str) -> list[str]:
     return lines
 
 
+def _capacity(data: dict[str, Any]) -> list[str]:
+    rows, default = data["rows"], data["rows"][-1]
+    lines = [
+        "## Capacity: a burst of fits on a slow upstream, and a second user",
+        "",
+        f"Each fit takes {data['fit_s']} s upstream (submitted, then pending; the stand-in hints",
+        f"`retry_in_secs` = {data['poll_hint_s']} s), {data['processes']} worker processes. User A",
+        f"submits {data['fits']} small fits (100×10) from 8 connections; user B submits one fit",
+        "1 s after A's first. *In flight* is the upstream's busy seconds (the sum of A's fit",
+        "durations in the stand-in's fit log) over the drain time (A's first submission to A's",
+        "last success). The baseline is the same service with `WORKER_UPSTREAM_CONCURRENCY=1`.",
+        "",
+        "| run | slots per process | busy (s) | drain (s) | in flight | drain / serial "
+        "| B: submit → succeeded (s) | B / fit time | B queued / submitting / upstream (s) "
+        "| peak RSS per process (MB) | CPU s: workers / API / stand-in / Postgres |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        phases, cpu = row["second_user_phases_s"], row["cpu_s"]
+        lines.append(
+            f"| {row['run']} | {row['upstream_concurrency']} | {row['busy_s']} | "
+            f"{row['drain_s']} | {row['concurrency']} | {row['drain_vs_serial']} | "
+            f"{row['second_user_s']} | {row['second_user_ratio']} | "
+            f"{phases['queued']} / {phases['submitting']} / {phases['upstream']} | "
+            f"{', '.join(str(v) for v in row['peak_rss_mb'])} | "
+            f"{cpu['workers']} / {cpu['api']} / {cpu['standin']} / {cpu['postgres']} |"
+        )
+    predict = data["predict"]
+    lines += [
+        "",
+        f"Predictions hold their slot for the whole call: {predict['users']} users each submit "
+        f"{predict['per_user']} predictions of {predict['predict_s']} s upstream.",
+        "",
+        "| run | slots per process | predictions | busy (s) | drain (s) | in flight "
+        "| peak RSS per process (MB) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in predict["rows"]:
+        lines.append(
+            f"| {row['run']} | {row['upstream_concurrency']} | {row['predictions']} | "
+            f"{row['busy_s']} | {row['drain_s']} | {row['concurrency']} | "
+            f"{', '.join(str(v) for v in row['peak_rss_mb'])} |"
+        )
+    in_flight_ok = default["concurrency"] >= data["target_concurrency"]
+    second_ok = default["second_user_ratio"] <= data["target_second_user_ratio"]
+    rss_ok = data["rss_ratio"] <= data["target_rss_ratio"]
+    lines += [
+        "",
+        f"- In flight ≥ {data['target_concurrency']} (default): {default['concurrency']}, "
+        f"{_verdict(in_flight_ok)}.",
+        f"- Second user ≤ {data['target_second_user_ratio']}× the fit time (default): "
+        f"{default['second_user_ratio']}×, {_verdict(second_ok)}.",
+        f"- Peak RSS per process ≤ {data['target_rss_ratio']}× the baseline's, plus the memory "
+        f"budget (default vs baseline): {data['rss_ratio']}×, {_verdict(rss_ok)}.",
+        "",
+    ]
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     machine = results.get("machine", {})
     lines = [
         "# Benchmarks",
         "",
-        "Measured with `make bench` (or `uv run python -m bench [throughput e2e scaling memory]`),",
+        "Measured with `make bench` (or `uv run python -m bench [throughput e2e scaling memory capacity]`),",
         "each beside its baseline in the same run, on embedded PostgreSQL (fsync on) and Redis, the",
         "stand-in TabPFN server with a fixed latency, the API under one uvicorn process and real",
         "Celery prefork workers: the production commands on one machine. Client, server, database,",
@@ -130,8 +189,9 @@ def render(results: dict[str, Any]) -> str:
             "## Worker processes",
             "",
             f"The same batch of small fits (100×10), {data['upstream_latency_s']} s upstream latency",
-            "each, drained by one worker with `--concurrency` N (prefork); time from the batch's first",
-            "start to its last finish, read from the job rows.",
+            "per fit call, drained by one worker with `--concurrency` N (prefork) and one upstream slot",
+            "per process (`WORKER_UPSTREAM_CONCURRENCY=1`), as before the capacity work; time from the",
+            "batch's first start to its last finish, read from the job rows.",
             "",
             "| processes | jobs | seconds | jobs/s | speed-up |",
             "| --- | --- | --- | --- | --- |",
@@ -166,5 +226,7 @@ def render(results: dict[str, Any]) -> str:
             f"{_verdict(data['worker_ratio'] <= data['target_ratio'])}.",
             "",
         ]
+    if "capacity" in results:
+        lines += _capacity(results["capacity"])
     lines.append(ANALYSIS)
     return "\n".join(lines).rstrip() + "\n"

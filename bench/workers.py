@@ -1,7 +1,10 @@
 """Worker scaling and worker memory.
 
 - scaling: the same batch of small fits drained by 1, 2, 4 and 8 worker processes with
-  0.5 s of upstream latency per fit. Target: ≥ 6× the jobs/s of one process at eight.
+  0.5 s of upstream latency per fit call, one upstream slot per process
+  (`WORKER_UPSTREAM_CONCURRENCY=1`, and a per-user cap that does not bind), so that it
+  measures what processes add, as before the capacity work. Target: ≥ 6× the jobs/s of one
+  process at eight. (Slots per process are measured by the capacity benchmark.)
 - memory: the peak resident memory a worker process adds for a 50k×100 fit, beside the raw
   float64 size of the data and beside the unmodified client fitting the same matrix in a
   fresh process. Target: ≤ 4× the raw size above the idle worker.
@@ -62,7 +65,7 @@ def _drain_seconds(stack: BenchStack, job_ids: list[str]) -> float:
 
 
 def scaling() -> dict[str, Any]:
-    stack = BenchStack(latency_ms=500)
+    stack = BenchStack(latency_ms=500, JOB_MAX_RUNNING_PER_USER=1000)
     results: list[dict[str, Any]] = []
     try:
         api = stack.serve("api.main:app", name="api")
@@ -74,7 +77,9 @@ def scaling() -> dict[str, Any]:
                 ids = [
                     client.post("/api/v1/models/fit", json=body).json()["id"] for _ in range(BATCH)
                 ]
-                worker = stack.worker(processes, f"scale-{processes}")
+                worker = stack.worker(
+                    processes, f"scale-{processes}", {"WORKER_UPSTREAM_CONCURRENCY": "1"}
+                )
                 seconds = _drain_seconds(stack, ids)
                 stack.stop(worker)
                 results.append(

@@ -7,7 +7,8 @@ transaction:
 1. due status checks of fits waiting on the upstream, oldest due first. A check is one
    cheap request, so it is not held back by any per-user cap;
 2. due queued jobs, round-robin across users: each user's jobs are numbered oldest first,
-   and a job's *turn* is its number plus the jobs its user already has in worker slots.
+   and a job's *turn* is its number plus the jobs its user already has in worker slots
+   (uploading, submitting or predicting; a slot doing a status check does not count).
    Jobs are taken by turn, then age, and only while the turn is within
    `JOB_MAX_RUNNING_PER_USER`. One user's backlog of a thousand jobs therefore never
    stands in front of another user's first job, and no user holds more slots than the cap.
@@ -106,7 +107,11 @@ def _claim_queued(
 ) -> list[Claim]:
     busy = (
         select(Job.user_id, func.count().label("n"))
-        .where(Job.status == JobStatus.RUNNING, Job.lease_token.is_not(None))
+        .where(
+            Job.status == JobStatus.RUNNING,
+            Job.lease_token.is_not(None),
+            Job.upstream_fit_id.is_(None),
+        )
         .group_by(Job.user_id)
         .subquery("busy")
     )

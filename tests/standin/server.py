@@ -36,6 +36,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "tabpfn-standin/0.1"
     # Idle keep-alive connections are closed after this many seconds.
     timeout = 300.0
+    # Headers and body leave in two writes; with Nagle's algorithm the body then waits for
+    # the client's delayed ACK of the headers (40 ms on Linux), a stall no real service has.
+    disable_nagle_algorithm = True
 
     def setup(self) -> None:
         super().setup()

@@ -98,6 +98,7 @@ class Call:
     ts: float
     status: int | None = None
     refs: tuple[str, ...] = ()
+    done: float | None = None
 
 
 class Store:
@@ -111,6 +112,9 @@ class Store:
         self.train_dedup: dict[tuple[str, str, str], str] = {}
         self.test_dedup: dict[tuple[str, str, str], str] = {}
         self.usage: dict[str, int] = {}
+        # (train upload id, task) -> (fitted baseline, rows, cols, classes)
+        self.baselines: dict[tuple[str, str], tuple[BaselineModel, int, int, int]] = {}
+        self.baseline_locks: dict[tuple[str, str], threading.Lock] = {}
         self._calls: list[Call] = []
         self._next_seq = 1
 
@@ -122,6 +126,8 @@ class Store:
             self.train_dedup.clear()
             self.test_dedup.clear()
             self.usage.clear()
+            self.baselines.clear()
+            self.baseline_locks.clear()
             self._calls.clear()
 
     # --- uploads -------------------------------------------------------------------------
@@ -202,6 +208,9 @@ class Store:
         for table in (self.train_dedup, self.test_dedup):
             for key in [k for k, v in table.items() if v in gone]:
                 del table[key]
+        for baseline in [k for k in self.baselines if k[0] in gone]:
+            del self.baselines[baseline]
+            self.baseline_locks.pop(baseline, None)
         return ids
 
     # --- usage ---------------------------------------------------------------------------
@@ -233,6 +242,7 @@ class Store:
                 if call.seq == seq:
                     call.status = status
                     call.refs = tuple(refs or ())
+                    call.done = time.time()
                     return
 
     def calls(self, since: int = 0) -> list[dict[str, Any]]:
@@ -247,6 +257,7 @@ class Store:
                     "status": c.status,
                     "ts": c.ts,
                     "refs": list(c.refs),
+                    "done": c.done,
                 }
                 for c in self._calls
                 if c.seq > since

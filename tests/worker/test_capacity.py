@@ -123,18 +123,18 @@ def test_the_whole_worker_killed_with_50_jobs_in_flight_loses_nothing(
     tmp_path: Path,
     reset_standin: StandinProcess,
 ) -> None:
-    """50 fits of 5 users, 4 s each upstream; the worker (main process and children) is
+    """50 fits of 5 users, 8 s each upstream; the worker (main process and children) is
     SIGKILLed while they are in flight. All 50 succeed on a new worker, and every fit whose
     upstream id was committed before the kill ends with that same fit: none is fitted again."""
-    reset_standin.configure(fit_delay_s=4)
+    reset_standin.configure(fit_delay_s=8)
     with private_stack(postgres, settings, log_dir, tmp_path) as stack:
-        worker = stack.start_worker(concurrency=2)
-        stack.start_beat()
         client = stack.client()
         accounts = [register(client) for _ in range(5)]
         jobs = [
             (a, fit(client, a, X[: 60 + i], Y[: 60 + i])["id"]) for a in accounts for i in range(10)
         ]
+        worker = stack.start_worker(concurrency=2)  # all 50 are queued: they start together
+        stack.start_beat()
         ids = [job_id for _, job_id in jobs]
         count_sql = (
             "SELECT count(*) FILTER (WHERE status = 'running'), count(upstream_fit_id) "

@@ -19,7 +19,8 @@ from api.services.submissions import read_fit, read_predict
 from shared.jobs.dispatch import publish_delivery
 from shared.jobs.schemas import API_PREFIX, JobOut, ModelOut, job_out, model_out
 from shared.models import Job, Model, ModelStatus
-from shared.tabpfn.adapter import Limits, available_models
+from shared.tabpfn.adapter import available_models
+from shared.tabpfn.types import Limits
 
 router = APIRouter(prefix=f"{API_PREFIX}/models", tags=["models"])
 

@@ -19,8 +19,8 @@ from api.context import AppContext
 from shared.errors import Conflict, NotFound, ServiceUnavailable, TabPFNTokenRejected
 from shared.models import ApiKey, User
 from shared.security import api_keys
-from shared.tabpfn.adapter import TokenStatus
 from shared.tabpfn.errors import UpstreamError
+from shared.tabpfn.types import TokenStatus
 
 logger = logging.getLogger(__name__)
 

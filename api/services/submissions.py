@@ -26,7 +26,8 @@ from shared.datasets import file_input, json_input, limits
 from shared.datasets.table import ColumnKind, FeatureTable, Target
 from shared.errors import ValidationFailed
 from shared.models import Model, Task
-from shared.tabpfn.adapter import Limits, available_models
+from shared.tabpfn.adapter import available_models
+from shared.tabpfn.types import Limits
 from shared.webhooks.urls import check_callback_url
 
 LimitsLookup = Callable[[str | None], Limits | None]

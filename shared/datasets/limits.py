@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from shared.datasets.table import FeatureTable
 from shared.errors import ValidationFailed
-from shared.tabpfn.adapter import Limits
+from shared.tabpfn.types import Limits
 
 
 def _exceeded(what: str, value: int, limit: int, advice: str) -> ValidationFailed:

@@ -81,7 +81,9 @@ def process_registry() -> CollectorRegistry:
 
 
 def job_started(job: Job) -> None:
-    if job.attempts == 1 and job.started_at is not None:
+    """Observe the queue wait once, at the claim that set `started_at` (a claim stamps it
+    and `updated_at` with the same now(); retries and parks keep the first start)."""
+    if job.started_at is not None and job.started_at == job.updated_at:
         wait = (job.started_at - job.created_at).total_seconds()
         JOB_QUEUE_WAIT.labels(job.kind.value).observe(max(wait, 0.0))
 

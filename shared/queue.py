@@ -98,8 +98,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 class Publisher:
     """Publishes tasks by name; a failure is logged and reported, never raised to the caller.
 
-    Publishing happens after the commit, so a failed publish loses nothing: the job stays
-    `queued` and the sweeper publishes it again.
+    Publishing happens after the commit, so a failed publish loses nothing: a job's message
+    only wakes a worker (workers find due jobs in the table on their own), and a webhook
+    attempt is re-published by the sweeper.
 
     Each thread keeps its own broker connection and producer: taking one from Celery's pool
     per message made kombu build a new Redis client every time, which cost more than the

@@ -62,8 +62,13 @@ class MemoryBudget:
         ticket = object()
         with self._changed:
             self._waiting.append(ticket)
-            while self._waiting[0] is not ticket or self._used + amount > self.capacity:
-                self._changed.wait()
+            try:
+                while self._waiting[0] is not ticket or self._used + amount > self.capacity:
+                    self._changed.wait()
+            except BaseException:
+                self._waiting.remove(ticket)
+                self._changed.notify_all()
+                raise
             self._waiting.popleft()
             self._used += amount
             metrics.MEMORY_BUDGET_IN_USE.set(self._used)

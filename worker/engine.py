@@ -14,9 +14,11 @@ network, with the GIL released. The prefork pool still isolates crashes: a child
 takes only its own slots with it; their leases expire and the sweeper recovers the jobs. No
 token is ever process-global: each call carries its user's token in its own headers.
 
-A warm shutdown stops claiming, gives the slots up to JOB_LEASE_S to finish, then hands what
-is left back (a submitted fit waits on the upstream again; other jobs return to the queue
-with their attempt given back), so the next worker takes them at once.
+A warm shutdown stops claiming, gives the slots up to JOB_LEASE_S to finish, then hands back
+what has not reached the upstream yet (a submitted fit waits on the upstream again; other
+jobs return to the queue with their attempt given back), so the next worker takes them at
+once. Work whose upstream call is under way is not handed back, which could run it twice:
+its lease expires, and the sweeper recovers the job.
 """
 
 from __future__ import annotations
@@ -81,12 +83,12 @@ class Engine:
         with self._idle:
             while self._busy and time.monotonic() < deadline:
                 self._idle.wait(timeout=max(deadline - time.monotonic(), 0.01))
-        left = self.leases.held()
+        left = [lease for lease in self.leases.held() if not lease.calling.is_set()]
         for lease in left:
             self._hand_back(lease)
         self.leases.stop()
         self._slots.shutdown(wait=False, cancel_futures=True)
-        logger.info("engine stopped; %d unfinished piece(s) of work handed back", len(left))
+        logger.info("engine stopped; %d unstarted piece(s) of work handed back", len(left))
 
     def _hand_back(self, lease: HeldLease) -> None:
         lease.lost.set()  # whatever the slot still does must not write an outcome
@@ -105,7 +107,11 @@ class Engine:
             self._wake.clear()
             if self._stopping.is_set():
                 return
-            wait = self._claim_round()
+            try:
+                wait = self._claim_round()
+            except Exception:  # the dispatcher must outlive any bug in one round
+                logger.exception("claim round failed")
+                wait = self.settings.WORKER_CLAIM_INTERVAL_S
 
     def _claim_round(self) -> float:
         """Claim what the free slots can take; returns how long to sleep before the next."""
@@ -138,18 +144,25 @@ class Engine:
         with self._lock:
             self._busy += 1
             metrics.UPSTREAM_IN_FLIGHT.set(self._busy)
-        self._slots.submit(self._run, claim, lease)
+        try:
+            self._slots.submit(self._run, claim, lease)
+        except RuntimeError:  # the pool shut down meanwhile: nothing will run it
+            self._finished(lease)
+            self._hand_back(lease)
 
     def _run(self, claim: Claim, lease: HeldLease) -> None:
         try:
             execution.run(self.runtime, claim, lease)
         finally:
-            self.leases.drop(lease)
-            with self._lock:
-                self._busy -= 1
-                metrics.UPSTREAM_IN_FLIGHT.set(self._busy)
-                self._idle.notify_all()
-            self._wake.set()
+            self._finished(lease)
+
+    def _finished(self, lease: HeldLease) -> None:
+        self.leases.drop(lease)
+        with self._lock:
+            self._busy -= 1
+            metrics.UPSTREAM_IN_FLIGHT.set(self._busy)
+            self._idle.notify_all()
+        self._wake.set()
 
 
 def current() -> Engine:

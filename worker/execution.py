@@ -33,47 +33,51 @@ logger = logging.getLogger(__name__)
 
 
 def run(runtime: WorkerRuntime, claim: Claim, lease: HeldLease) -> None:
-    """Do the claimed work; never raises."""
+    """Do the claimed work and record its outcome; never raises.
+
+    When even the outcome cannot be recorded (the database went away meanwhile), nothing is:
+    the lease expires and the sweeper recovers the job."""
     job = claim.job
     with log_context(job_id=job.id, attempt=job.attempts, user_id=job.user_id):
-        started = time.monotonic()
-        if claim.is_status_check:
-            operation = "fit_status"
-        else:
-            operation = "submit_fit" if job.kind is JobKind.FIT else "predict"
-            logger.info(
-                "job started: %s, attempt %d of %d", job.kind, job.attempts, job.max_attempts
-            )
-            metrics.job_started(job)
         try:
-            if claim.is_status_check:
-                fits.check(runtime, job, lease)
-            elif job.kind is JobKind.FIT:
-                fits.submit(runtime, job, lease)
-            else:
-                predicts.predict(runtime, job, lease)
-        except UpstreamError as error:
-            metrics.upstream_call(operation, time.monotonic() - started, error.job_error_code)
-            limit = runtime.settings.JOB_TIME_LIMIT_S
-            if isinstance(error, UpstreamUnavailable) and time.monotonic() - started >= limit:
-                message = f"The TabPFN service did not answer within the job's {limit} s."
-                outcomes.fail(runtime, job, lease, Failure(JobErrorCode.TIMEOUT, message))
-            else:
-                outcomes.upstream_error(runtime, job, lease, error, operation)
-        except ModelGone:
-            outcomes.fail(runtime, job, lease, MODEL_DELETED)
+            _run(runtime, claim, lease)
         except (OperationalError, InterfaceError) as error:
-            # Nothing can be recorded now. The lease expires and the sweeper recovers the
-            # job once the database is back.
             logger.warning(
                 "database unavailable (%s); the job will be recovered", type(error).__name__
             )
         except Exception:
-            logger.exception("job failed with an internal error")
-            message = (
-                f"An internal error stopped this job; quote job id {job.id} when reporting it."
-            )
-            try:
-                outcomes.fail(runtime, job, lease, Failure(JobErrorCode.INTERNAL_ERROR, message))
-            except Exception:
-                logger.exception("could not record the internal error; lease recovery will")
+            logger.exception("could not record the job's outcome; lease recovery will")
+
+
+def _run(runtime: WorkerRuntime, claim: Claim, lease: HeldLease) -> None:
+    job = claim.job
+    started = time.monotonic()
+    if claim.is_status_check:
+        operation = "fit_status"
+    else:
+        operation = "submit_fit" if job.kind is JobKind.FIT else "predict"
+        logger.info("job started: %s, attempt %d of %d", job.kind, job.attempts, job.max_attempts)
+        metrics.job_started(job)
+    try:
+        if claim.is_status_check:
+            fits.check(runtime, job, lease)
+        elif job.kind is JobKind.FIT:
+            fits.submit(runtime, job, lease)
+        else:
+            predicts.predict(runtime, job, lease)
+    except UpstreamError as error:
+        metrics.upstream_call(operation, time.monotonic() - started, error.job_error_code)
+        limit = runtime.settings.JOB_TIME_LIMIT_S
+        if isinstance(error, UpstreamUnavailable) and time.monotonic() - started >= limit:
+            message = f"The TabPFN service did not answer within the job's {limit} s."
+            outcomes.fail(runtime, job, lease, Failure(JobErrorCode.TIMEOUT, message))
+        else:
+            outcomes.upstream_error(runtime, job, lease, error, operation)
+    except ModelGone:
+        outcomes.fail(runtime, job, lease, MODEL_DELETED)
+    except (OperationalError, InterfaceError):
+        raise  # nothing can be recorded now (see run)
+    except Exception:
+        logger.exception("job failed with an internal error")
+        message = f"An internal error stopped this job; quote job id {job.id} when reporting it."
+        outcomes.fail(runtime, job, lease, Failure(JobErrorCode.INTERNAL_ERROR, message))

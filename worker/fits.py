@@ -23,12 +23,14 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from shared import metrics
 from shared.jobs import transitions
 from shared.jobs.failure import Failure
 from shared.models import Job, JobErrorCode, Model, Task
 from shared.tabpfn.config import TabPFNConfig
-from shared.tabpfn.errors import FittedModelNotFound, RateLimited, TokenInvalid, UpstreamError
+from shared.tabpfn.errors import FittedModelNotFound, RateLimited, UpstreamError
 from shared.tabpfn.types import FitState
 from worker import inputs, outcomes
 from worker.leases import HeldLease
@@ -55,20 +57,14 @@ def submit(runtime: WorkerRuntime, job: Job, lease: HeldLease) -> None:
             return
         config = TabPFNConfig.model_validate(loaded.model.config)
         started = time.monotonic()
+        lease.calling.set()
         submitted = runtime.upstream.submit_fit(
             loaded.token, loaded.features, loaded.target, Task(loaded.model.task), config
         )
         metrics.upstream_call("submit_fit", time.monotonic() - started, None)
         token, model = loaded.token, loaded.model
         del loaded
-    with runtime.db.session_scope() as session:
-        recorded = transitions.record_submitted(
-            session,
-            job.id,
-            lease_token=lease.token,
-            upstream_fit_id=submitted.fit_id,
-            trace_id=submitted.trace_id,
-        )
+    recorded = _record_submitted(runtime, job, lease, submitted.fit_id, submitted.trace_id)
     if not recorded:
         logger.info("job canceled or taken over after its fit was submitted; not waiting on it")
         return
@@ -76,6 +72,31 @@ def submit(runtime: WorkerRuntime, job: Job, lease: HeldLease) -> None:
     job.upstream_fit_id, job.upstream_trace_id = submitted.fit_id, submitted.trace_id
     job.upstream_submitted_at = datetime.now(UTC)
     _check(runtime, job, lease, token=token, model=model)
+
+
+def _record_submitted(
+    runtime: WorkerRuntime, job: Job, lease: HeldLease, fit_id: str, trace_id: str
+) -> bool:
+    """Commit the upstream fit id, retrying through a database blip while the lease lasts:
+    losing the id would make the next attempt fit again."""
+    deadline = time.monotonic() + runtime.settings.JOB_LEASE_S
+    while True:
+        try:
+            with runtime.db.session_scope() as session:
+                return transitions.record_submitted(
+                    session,
+                    job.id,
+                    lease_token=lease.token,
+                    upstream_fit_id=fit_id,
+                    trace_id=trace_id,
+                )
+        except (OperationalError, InterfaceError) as error:
+            if lease.lost.is_set() or time.monotonic() > deadline:
+                raise
+            logger.warning(
+                "could not record fit %s yet (%s); retrying", fit_id, type(error).__name__
+            )
+            time.sleep(1.0)
 
 
 def check(runtime: WorkerRuntime, job: Job, lease: HeldLease) -> None:
@@ -150,10 +171,9 @@ def _wait(runtime: WorkerRuntime, job: Job, lease: HeldLease, hint_s: float) -> 
 
 
 def _check_failed(runtime: WorkerRuntime, job: Job, lease: HeldLease, error: UpstreamError) -> None:
-    """A status request failed: the fit itself may be fine, so most errors mean "ask later"."""
-    if isinstance(error, TokenInvalid):
-        outcomes.fail(runtime, job, lease, Failure(error.job_error_code, error.message))
-        return
+    """A status request failed. The fit may well be fine: a transient error (5xx, network, a
+    rate limit) means "ask again later"; a fit the upstream lost is fitted again; anything
+    permanent (the token refused, a request the service rejects) fails the job."""
     if isinstance(error, FittedModelNotFound):
         if job.attempts < job.max_attempts:
             logger.warning("the upstream lost fit %s; fitting again", job.upstream_fit_id)
@@ -162,6 +182,10 @@ def _check_failed(runtime: WorkerRuntime, job: Job, lease: HeldLease, error: Ups
         else:
             failure = Failure(JobErrorCode.UPSTREAM_UNAVAILABLE, error.message)
             outcomes.fail(runtime, job, lease, failure)
+        return
+    if not error.transient:
+        failure = Failure(error.job_error_code, error.message)
+        outcomes.fail(runtime, job, lease, failure, trace_id=job.upstream_trace_id)
         return
     logger.warning("fit status unavailable (%s); asking again later", type(error).__name__)
     settings = runtime.settings

@@ -6,11 +6,13 @@ process renews all of them in a single UPDATE every JOB_HEARTBEAT_S, so a proces
 calls in flight costs the database one statement per beat, not 32.
 
 A lease is *lost* when a renewal no longer matches its row (the job was canceled, or the
-sweeper gave it to another worker after this one stalled), or when renewals have failed for
+sweeper gave it to another worker after this one stalled), when renewals have failed for
 longer than the lease lasts (the database was unreachable, so a recovery may already have
-taken the job). A slot whose lease is lost does not start an upstream call, and its final
-write, which requires the token, cannot land anyway. A call already under way completes
-upstream; its result is discarded.
+taken the job), or when its slot has held it for longer than any piece of work may take
+(JOB_TIME_LIMIT_S plus a lease: the slot is stuck, so its lease is left to expire and the
+sweeper hands the job to another worker). A slot whose lease is lost does not start an
+upstream call, and its final write, which requires the token, cannot land anyway. A call
+already under way completes upstream; its result is discarded.
 """
 
 from __future__ import annotations
@@ -30,11 +32,16 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class HeldLease:
-    """One job's lease, as its slot sees it."""
+    """One job's lease, as its slot sees it.
+
+    `calling` is set once the slot has started the upstream call that creates work there (a
+    submit or a prediction): from then on, handing the job back could make it run twice."""
 
     job_id: uuid.UUID
     token: uuid.UUID
     lost: threading.Event = field(default_factory=threading.Event, compare=False)
+    calling: threading.Event = field(default_factory=threading.Event, compare=False)
+    held_since: float = field(default_factory=time.monotonic, compare=False)
 
 
 class LeaseKeeper:
@@ -64,7 +71,19 @@ class LeaseKeeper:
 
     def renew_now(self) -> bool:
         """Renew every held lease once; False when the database could not be reached."""
-        held = self.held()
+        longest = self.settings.JOB_TIME_LIMIT_S + self.settings.JOB_LEASE_S
+        held = []
+        for lease in self.held():
+            if time.monotonic() - lease.held_since <= longest:
+                held.append(lease)
+            elif not lease.lost.is_set():
+                logger.error(
+                    "a slot has held job %s for over %d s; leaving it to the sweeper",
+                    lease.job_id,
+                    longest,
+                )
+                lease.lost.set()
+        held = [lease for lease in held if not lease.lost.is_set()]
         if not held:
             return True
         try:

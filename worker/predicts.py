@@ -38,6 +38,7 @@ def predict(runtime: WorkerRuntime, job: Job, lease: HeldLease) -> None:
         quantiles = job.params.get("quantiles")
         settings = runtime.settings
         started = time.monotonic()
+        lease.calling.set()
         predicted = runtime.upstream.predict(
             loaded.token,
             model.train_set_uid,

@@ -76,14 +76,17 @@ def recover_expired_leases(runtime: WorkerRuntime) -> int:
             .with_for_update(skip_locked=True)
         ).all()
     for row in expired:
-        if row.upstream_fit_id is not None:
-            with runtime.db.session_scope() as session:
-                resumed = transitions.resume_waiting(session, row.id, lease_token=row.lease_token)
+        # Whatever the row said when read: a fit submitted since resumes, and every move
+        # below requires the lease to be expired still (a stalled slot may have renewed it).
+        with runtime.db.session_scope() as session:
+            resumed = transitions.resume_waiting(
+                session, row.id, lease_token=row.lease_token, lost_worker=True
+            )
+        if resumed or row.upstream_fit_id is not None:
             if resumed:
                 logger.warning(
-                    "job %s: its worker stopped; waiting on upstream fit %s again",
+                    "job %s: its worker stopped; waiting on its submitted upstream fit again",
                     row.id,
-                    row.upstream_fit_id,
                 )
                 publish_job(runtime.publisher, row.id, row.kind)
                 recovered += 1
@@ -98,6 +101,7 @@ def recover_expired_leases(runtime: WorkerRuntime) -> int:
                     from_statuses=(JobStatus.RUNNING,),
                     lease_token=row.lease_token,
                     failure=Failure(JobErrorCode.WORKER_LOST, message),
+                    lost_worker=True,
                 )
             if finished is not None:
                 logger.warning("job %s failed: worker lost after %d attempts", row.id, row.attempts)
@@ -114,6 +118,7 @@ def recover_expired_leases(runtime: WorkerRuntime) -> int:
                     JobErrorCode.WORKER_LOST,
                     "The worker running this job stopped; it will run again.",
                 ),
+                lost_worker=True,
             )
         if job is not None:
             logger.warning(

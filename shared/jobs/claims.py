@@ -4,15 +4,18 @@ Workers do not take jobs in the order their messages arrive: the job table is th
 (a message only wakes a worker, see `shared.jobs.dispatch`). A claim takes, in one short
 transaction:
 
-1. due status checks of fits waiting on the upstream, oldest due first. A check is one
-   cheap request, so it is not held back by any per-user cap;
+1. due status checks of fits waiting on the upstream, oldest due first, up to half the
+   batch. A check is one cheap request, so it is not held back by any per-user cap;
 2. due queued jobs, round-robin across users: each user's jobs are numbered oldest first,
    and a job's *turn* is its number plus the jobs its user already has in worker slots
    (uploading, submitting or predicting; a slot doing a status check does not count).
    Jobs are taken by turn, then age, and only while the turn is within
    `JOB_MAX_RUNNING_PER_USER`. One user's backlog of a thousand jobs therefore never
    stands in front of another user's first job, and no user holds more slots than the cap.
-   Users the upstream rate-limited (`users.upstream_parked_until`) are skipped.
+   Users the upstream rate-limited (`users.upstream_parked_until`) are skipped, for their
+   checks too. Each user's jobs are read through a LATERAL index scan that stops at the
+   cap, so a claim costs the same behind one user's thousand queued jobs as behind none;
+3. more due checks, when queued jobs left room in the batch.
 
 Claims from every worker process are serialised by one transaction-scoped advisory lock,
 so the per-user counts a claim reads cannot change under it and the cap holds exactly;
@@ -71,30 +74,42 @@ def claim(session: Session, *, limit: int, max_running_per_user: int, lease_s: f
         "heartbeat_at": func.now(),
         "updated_at": func.now(),
     }
-    claims = _claim_checks(session, limit, lease)
+    claims = _claim_checks(session, (limit + 1) // 2, lease)
+    claims += _claim_queued(session, limit - len(claims), max_running_per_user, lease)
     if len(claims) < limit:
-        claims += _claim_queued(session, limit - len(claims), max_running_per_user, lease)
+        claims += _claim_checks(session, limit - len(claims), lease)
     next_due = _next_due_in(session) if len(claims) < limit else None
     return Claimed(claims, next_due)
+
+
+def _not_parked() -> ColumnElement[bool]:
+    return or_(User.upstream_parked_until.is_(None), User.upstream_parked_until <= func.now())
 
 
 def _claim_checks(
     session: Session, limit: int, lease: Mapping[str, ColumnElement[Any]]
 ) -> list[Claim]:
+    if limit <= 0:
+        return []
     due = (
         select(Job.id)
+        .join(User, User.id == Job.user_id)
         .where(
             Job.status == JobStatus.RUNNING,
             Job.lease_token.is_(None),
             Job.next_check_at <= func.now(),
+            _not_parked(),
         )
         .order_by(Job.next_check_at)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(of=Job, skip_locked=True)
+        # A CTE is evaluated once: as an IN (subquery) PostgreSQL may re-run the LIMIT and
+        # SKIP LOCKED scan and take more rows than asked.
+        .cte("due_checks")
     )
     jobs = session.scalars(
         update(Job)
-        .where(Job.id.in_(due.scalar_subquery()), Job.lease_token.is_(None))
+        .where(Job.id == due.c.id, Job.lease_token.is_(None))
         .values(**lease)
         .returning(Job),
         execution_options=_RETURNING,
@@ -102,48 +117,67 @@ def _claim_checks(
     return [_claim_of(job) for job in jobs]
 
 
+# Queued jobs to claim next, fairly (see the module docstring). Written as SQL because the
+# two scans that keep it cheap read best in it: `waiting` walks the distinct users with
+# queued jobs through the partial index (one probe per user, where DISTINCT would read
+# every queued row), and the LATERAL reads each eligible user's oldest due jobs only up to
+# the room the cap leaves. Rows another transaction holds (a cancel, a model deletion) are
+# skipped, not waited for: every worker's claims queue behind this one.
+_FAIR_QUEUED = text(
+    """
+    WITH RECURSIVE waiting(user_id) AS (
+        (SELECT user_id FROM jobs WHERE status = 'queued' ORDER BY user_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT j.user_id FROM jobs j
+                WHERE j.status = 'queued' AND j.user_id > w.user_id
+                ORDER BY j.user_id LIMIT 1)
+        FROM waiting w WHERE w.user_id IS NOT NULL
+    ),
+    busy AS (
+        SELECT user_id, count(*) AS n FROM jobs
+        WHERE status = 'running' AND lease_token IS NOT NULL AND upstream_fit_id IS NULL
+        GROUP BY user_id
+    ),
+    eligible AS (
+        SELECT w.user_id, coalesce(b.n, 0) AS n
+        FROM waiting w
+        JOIN users u ON u.id = w.user_id
+        LEFT JOIN busy b ON b.user_id = w.user_id
+        WHERE (u.upstream_parked_until IS NULL OR u.upstream_parked_until <= now())
+          AND coalesce(b.n, 0) < :cap
+    ),
+    picked AS (
+        SELECT mine.id, e.n + mine.rank AS turn, mine.created_at
+        FROM eligible e
+        CROSS JOIN LATERAL (
+            SELECT j.id, j.created_at,
+                   row_number() OVER (ORDER BY j.created_at, j.id) AS rank
+            FROM jobs j
+            WHERE j.user_id = e.user_id AND j.status = 'queued' AND j.run_after <= now()
+            ORDER BY j.created_at, j.id
+            LIMIT :cap - e.n
+        ) mine
+        ORDER BY turn, mine.created_at
+        LIMIT :limit
+    )
+    SELECT jobs.id FROM jobs JOIN picked ON picked.id = jobs.id
+    WHERE jobs.status = 'queued'
+    FOR UPDATE OF jobs SKIP LOCKED
+    """
+)
+
+
 def _claim_queued(
-    session: Session, limit: int, max_running_per_user: int, lease: Mapping[str, ColumnElement[Any]]
+    session: Session, limit: int, cap: int, lease: Mapping[str, ColumnElement[Any]]
 ) -> list[Claim]:
-    busy = (
-        select(Job.user_id, func.count().label("n"))
-        .where(
-            Job.status == JobStatus.RUNNING,
-            Job.lease_token.is_not(None),
-            Job.upstream_fit_id.is_(None),
-        )
-        .group_by(Job.user_id)
-        .subquery("busy")
-    )
-    due = (
-        select(
-            Job.id,
-            Job.user_id,
-            Job.created_at,
-            func.row_number()
-            .over(partition_by=Job.user_id, order_by=(Job.created_at, Job.id))
-            .label("n"),
-        )
-        .join(User, User.id == Job.user_id)
-        .where(
-            Job.status == JobStatus.QUEUED,
-            Job.run_after <= func.now(),
-            Job.attempts < Job.max_attempts,
-            or_(User.upstream_parked_until.is_(None), User.upstream_parked_until <= func.now()),
-        )
-        .subquery("due")
-    )
-    turn = due.c.n + func.coalesce(busy.c.n, 0)
-    picked = (
-        select(due.c.id)
-        .select_from(due.outerjoin(busy, busy.c.user_id == due.c.user_id))
-        .where(turn <= max_running_per_user)
-        .order_by(turn, due.c.created_at)
-        .limit(limit)
-    )
+    if limit <= 0:
+        return []
+    ids = session.scalars(_FAIR_QUEUED, {"cap": cap, "limit": limit}).all()
+    if not ids:
+        return []
     jobs = session.scalars(
         update(Job)
-        .where(Job.id.in_(picked.scalar_subquery()), Job.status == JobStatus.QUEUED)
+        .where(Job.id.in_(ids))
         .values(
             status=JobStatus.RUNNING,
             attempts=Job.attempts + 1,

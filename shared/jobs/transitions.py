@@ -13,6 +13,10 @@ The job row is the state machine::
     queued   <── park_rate_limited()  the upstream's 429: the user's jobs wait, no attempt spent
     running, waiting  <── resume_waiting()   a worker died after the upstream took the fit
 
+The sweeper's recoveries pass `lost_worker=True`: they then also require that the lease
+really is expired (a slot may have renewed it since the sweeper read the row) and, except
+for `resume_waiting`, that no fit was submitted meanwhile (such a job resumes instead).
+
 Each function matches only while the job is still in the state it expects (and, for a
 worker, still holds its lease token), so two writers can never both move a job: the loser
 gets None/False and knows its outcome is discarded. The model's status and the outcome
@@ -67,6 +71,7 @@ def finish(
     trace_id: str | None = None,
     timings: dict[str, Any] | None = None,
     train_set_uid: str | None = None,
+    lost_worker: bool = False,
 ) -> Finished | None:
     """End the job if it is still in `from_statuses` (and holds `lease_token`, if given)."""
     now = datetime.now(UTC)
@@ -90,6 +95,8 @@ def finish(
     statement = update(Job).where(Job.id == job_id, Job.status.in_(from_statuses))
     if lease_token is not None:
         statement = statement.where(Job.lease_token == lease_token)
+    if lost_worker:
+        statement = statement.where(*_LOST_AND_UNSUBMITTED)
     job = session.scalars(
         statement.values(**values).returning(Job), execution_options=_RETURNING
     ).one_or_none()
@@ -107,6 +114,10 @@ def finish(
     return Finished(job=job, delivery=schedule_event(session, job))
 
 
+_LEASE_EXPIRED = Job.lease_expires_at < func.now()
+_LOST_AND_UNSUBMITTED = (_LEASE_EXPIRED, Job.upstream_fit_id.is_(None))
+
+
 def _running(job_id: uuid.UUID, lease_token: uuid.UUID | None) -> Any:
     statement = update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING)
     if lease_token is not None:
@@ -122,6 +133,7 @@ def requeue(
     lease_token: uuid.UUID | None,
     failure: Failure | None,
     forget_upstream_fit: bool = False,
+    lost_worker: bool = False,
 ) -> Job | None:
     """Put a running job back in the queue to run again after `delay_s` (a retry).
 
@@ -138,9 +150,11 @@ def requeue(
     }
     if forget_upstream_fit:
         values.update(upstream_fit_id=None, upstream_submitted_at=None)
+    statement = _running(job_id, lease_token)
+    if lost_worker:
+        statement = statement.where(*_LOST_AND_UNSUBMITTED)
     return session.scalars(
-        _running(job_id, lease_token).values(**values).returning(Job),
-        execution_options=_RETURNING,
+        statement.values(**values).returning(Job), execution_options=_RETURNING
     ).one_or_none()
 
 
@@ -221,12 +235,15 @@ def await_upstream(
     return bool(released.rowcount)  # type: ignore[attr-defined]
 
 
-def resume_waiting(session: Session, job_id: uuid.UUID, *, lease_token: uuid.UUID) -> bool:
+def resume_waiting(
+    session: Session, job_id: uuid.UUID, *, lease_token: uuid.UUID, lost_worker: bool = False
+) -> bool:
     """A worker died while it held a submitted fit: wait on that same fit, checked now."""
+    statement = _running(job_id, lease_token).where(Job.upstream_fit_id.is_not(None))
+    if lost_worker:
+        statement = statement.where(_LEASE_EXPIRED)
     resumed = session.execute(
-        _running(job_id, lease_token)
-        .where(Job.upstream_fit_id.is_not(None))
-        .values(
+        statement.values(
             lease_token=None,
             lease_expires_at=None,
             next_check_at=func.now(),

@@ -26,6 +26,13 @@ class Job(CreatedAtMixin, Base):
             "created_at",
             postgresql_where=text("status IN ('queued', 'running')"),
         ),
+        # Queued jobs per user, oldest first: the fair claim reads them user by user.
+        Index(
+            "ix_jobs_queued_user_id_created_at",
+            "user_id",
+            "created_at",
+            postgresql_where=text("status = 'queued'"),
+        ),
         # Fits waiting on the upstream, by when they are checked next.
         Index(
             "ix_jobs_awaiting_upstream_next_check_at",

@@ -346,6 +346,10 @@ class TabPFNUpstream:
                     "TabPFN token belongs to another account).",
                     trace_id=_trace_of(record),
                 ) from None
+            if record.status == 429:  # the client raises its "capped retryable" error for it
+                raise by_status(
+                    record, upstream_message(error, record), _trace_of(record)
+                ) from None
             raise self._translate(error, record, trace_id=None) from None
         hint = response.retry_in_secs
         return FitStatusReport(

@@ -163,3 +163,24 @@ def test_renewal_keeps_only_leases_still_held(db: Database) -> None:
         kept = claims.renew(session, [c.lease_token for c in held], lease_s=30)
         assert kept == {c.lease_token for c in held[1:]}
         assert job(session, held[1].job.id).lease_expires_at is not None
+
+
+def test_checks_leave_room_for_queued_work_and_skip_parked_users(db: Database) -> None:
+    now = datetime.now(UTC)
+    waiting = {"status": JobStatus.RUNNING, "upstream_fit_id": "fit", "attempts": 1}
+    with db.session_scope() as session:
+        busy_user, newcomer = add_user(session), add_user(session)
+        parked = add_user(session, upstream_parked_until=now + timedelta(minutes=1))
+        add_jobs(session, busy_user, 20, next_check_at=now - timedelta(seconds=1), **waiting)
+        held_back = add_jobs(
+            session, parked, 3, next_check_at=now - timedelta(seconds=1), **waiting
+        )
+        queued = add_jobs(session, newcomer, 4)
+    claimed = claim(db, limit=8)
+    checks = [c for c in claimed.claims if c.is_status_check]
+    assert len(checks) == 4  # half the batch
+    assert {c.job.id for c in claimed.claims if not c.is_status_check} == set(queued)
+    assert not {c.job.id for c in checks} & set(held_back)
+    # With nothing queued, checks fill the whole batch; the parked user's still wait.
+    rest = claim(db, limit=30).claims
+    assert len(rest) == 16 and not {c.job.id for c in rest} & set(held_back)

@@ -164,3 +164,40 @@ def test_a_worker_shutting_down_hands_work_back(db: Database) -> None:
         still = job(session, waiting)
         assert still.status is JobStatus.RUNNING and still.lease_token is None
         assert still.next_check_at is not None
+
+
+def test_the_sweeper_moves_only_jobs_whose_lease_really_expired(db: Database) -> None:
+    """The sweeper read the row while the lease had lapsed; the slot has renewed it since,
+    or submitted its fit: the recovery must not land."""
+    failure = Failure(JobErrorCode.WORKER_LOST, "lost")
+    renewed, token, _ = running_job(db, lease_expires_at=datetime.now(UTC) + timedelta(minutes=1))
+    submitted, token2, _ = running_job(
+        db, lease_expires_at=datetime.now(UTC) - timedelta(minutes=1), upstream_fit_id="fit-3"
+    )
+    with db.session_scope() as session:
+        for job_id, lease in ((renewed, token), (submitted, token2)):
+            assert (
+                transitions.requeue(
+                    session,
+                    job_id,
+                    delay_s=0,
+                    lease_token=lease,
+                    failure=failure,
+                    lost_worker=True,
+                )
+                is None
+            )
+            assert (
+                transitions.finish(
+                    session,
+                    job_id,
+                    JobStatus.FAILED,
+                    lease_token=lease,
+                    failure=failure,
+                    lost_worker=True,
+                )
+                is None
+            )
+        assert not transitions.resume_waiting(session, renewed, lease_token=token, lost_worker=True)
+        assert transitions.resume_waiting(session, submitted, lease_token=token2, lost_worker=True)
+        assert job(session, renewed).status is JobStatus.RUNNING

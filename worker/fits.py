@@ -3,15 +3,17 @@
 A fit job passes through worker slots twice or more, briefly each time:
 
 1. **submit**: reserve memory, load and decode the training data, upload it and submit the
-   fit (tabpfn-client's async fit), then commit the upstream fit id on the job row at once.
-   From this commit on, no attempt fits this job again: a worker that dies later is
-   replaced by one that waits on the same fit. A crash between the upload and the commit
-   costs a second upload, and (in the instant between the upstream's answer and our
-   commit) a second fit.
+   fit (tabpfn-client's async fit), then commit the upstream fit id on the job row at once,
+   giving the slot up in the same statement. From this commit on, no attempt fits this job
+   again: a worker that dies later is replaced by one that waits on the same fit. A crash
+   between the upload and the commit costs a second upload, and (in the instant between
+   the upstream's answer and our commit) a second fit.
 2. **check**: one status request. Still pending: the slot is given back and the job waits,
    holding no slot, until the next check is due. Done: the job succeeds or fails.
 
-Checks follow the upstream's `retry_in_secs` hint, never sooner; a fit that has been
+The first check comes `_FIRST_CHECK_S` after the submit (tabpfn-client's floor for the
+service's hint: asking at once would nearly always hear "pending"). Later checks follow
+the upstream's `retry_in_secs` hint, never sooner; a fit that has been
 pending for long is checked at most every tenth of the time it has waited (up to every
 `_MAX_CHECK_INTERVAL_S`), so a 40-minute Thinking fit costs about a hundred checks, not
 thousands. A fit still pending JOB_TIME_LIMIT_S after its submission fails with TIMEOUT.
@@ -28,7 +30,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from shared import metrics
 from shared.jobs import transitions
 from shared.jobs.failure import Failure
-from shared.models import Job, JobErrorCode, Model, Task
+from shared.models import Job, JobErrorCode, Task
 from shared.tabpfn.config import TabPFNConfig
 from shared.tabpfn.errors import FittedModelNotFound, RateLimited, UpstreamError
 from shared.tabpfn.types import FitState
@@ -38,6 +40,7 @@ from worker.runtime import WorkerRuntime
 
 logger = logging.getLogger(__name__)
 
+_FIRST_CHECK_S = 0.3
 _MAX_CHECK_INTERVAL_S = 30.0
 _WAITED_FRACTION = 0.1
 
@@ -62,16 +65,12 @@ def submit(runtime: WorkerRuntime, job: Job, lease: HeldLease) -> None:
             loaded.token, loaded.features, loaded.target, Task(loaded.model.task), config
         )
         metrics.upstream_call("submit_fit", time.monotonic() - started, None)
-        token, model = loaded.token, loaded.model
         del loaded
     recorded = _record_submitted(runtime, job, lease, submitted.fit_id, submitted.trace_id)
     if not recorded:
         logger.info("job canceled or taken over after its fit was submitted; not waiting on it")
         return
     logger.info("fit submitted upstream as %s", submitted.fit_id)
-    job.upstream_fit_id, job.upstream_trace_id = submitted.fit_id, submitted.trace_id
-    job.upstream_submitted_at = datetime.now(UTC)
-    _check(runtime, job, lease, token=token, model=model)
 
 
 def _record_submitted(
@@ -89,6 +88,7 @@ def _record_submitted(
                     lease_token=lease.token,
                     upstream_fit_id=fit_id,
                     trace_id=trace_id,
+                    check_in_s=_FIRST_CHECK_S,
                 )
         except (OperationalError, InterfaceError) as error:
             if lease.lost.is_set() or time.monotonic() > deadline:
@@ -102,17 +102,6 @@ def _record_submitted(
 def check(runtime: WorkerRuntime, job: Job, lease: HeldLease) -> None:
     """A claimed status check of a fit that is already upstream."""
     token, model = inputs.user_and_model(runtime, job)
-    _check(runtime, job, lease, token=token, model=model)
-
-
-def _check(
-    runtime: WorkerRuntime,
-    job: Job,
-    lease: HeldLease,
-    *,
-    token: str,
-    model: Model,
-) -> None:
     assert job.upstream_fit_id is not None
     fit_id = job.upstream_fit_id
     started = time.monotonic()

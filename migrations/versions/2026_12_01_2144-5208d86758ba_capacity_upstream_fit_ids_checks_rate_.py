@@ -39,13 +39,6 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'running' AND lease_token IS NULL"),
     )
     op.create_index(
-        "ix_jobs_queued_user_id_created_at",
-        "jobs",
-        ["user_id", "created_at"],
-        unique=False,
-        postgresql_where=sa.text("status = 'queued'"),
-    )
-    op.create_index(
         "ix_jobs_unfinished_user_id",
         "jobs",
         ["user_id", "created_at"],
@@ -74,11 +67,6 @@ def downgrade() -> None:
         "ix_jobs_unfinished_user_id",
         table_name="jobs",
         postgresql_where=sa.text("status IN ('queued', 'running')"),
-    )
-    op.drop_index(
-        "ix_jobs_queued_user_id_created_at",
-        table_name="jobs",
-        postgresql_where=sa.text("status = 'queued'"),
     )
     op.drop_index(
         "ix_jobs_awaiting_upstream_next_check_at",

@@ -119,17 +119,19 @@ def _claim_checks(
 
 # Queued jobs to claim next, fairly (see the module docstring). Written as SQL because the
 # two scans that keep it cheap read best in it: `waiting` walks the distinct users with
-# queued jobs through the partial index (one probe per user, where DISTINCT would read
-# every queued row), and the LATERAL reads each eligible user's oldest due jobs only up to
+# queued jobs through the partial index of unfinished jobs (one probe per user, where
+# DISTINCT would read every queued row), and the LATERAL reads each eligible user's oldest due jobs only up to
 # the room the cap leaves. Rows another transaction holds (a cancel, a model deletion) are
 # skipped, not waited for: every worker's claims queue behind this one.
 _FAIR_QUEUED = text(
     """
     WITH RECURSIVE waiting(user_id) AS (
-        (SELECT user_id FROM jobs WHERE status = 'queued' ORDER BY user_id LIMIT 1)
+        (SELECT user_id FROM jobs WHERE status IN ('queued', 'running') AND status = 'queued'
+         ORDER BY user_id LIMIT 1)
         UNION ALL
         SELECT (SELECT j.user_id FROM jobs j
-                WHERE j.status = 'queued' AND j.user_id > w.user_id
+                WHERE j.status IN ('queued', 'running') AND j.status = 'queued'
+                  AND j.user_id > w.user_id
                 ORDER BY j.user_id LIMIT 1)
         FROM waiting w WHERE w.user_id IS NOT NULL
     ),
@@ -153,7 +155,8 @@ _FAIR_QUEUED = text(
             SELECT j.id, j.created_at,
                    row_number() OVER (ORDER BY j.created_at, j.id) AS rank
             FROM jobs j
-            WHERE j.user_id = e.user_id AND j.status = 'queued' AND j.run_after <= now()
+            WHERE j.user_id = e.user_id AND j.status IN ('queued', 'running')
+              AND j.status = 'queued' AND j.run_after <= now()
             ORDER BY j.created_at, j.id
             LIMIT :cap - e.n
         ) mine

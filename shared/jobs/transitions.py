@@ -3,7 +3,7 @@
 The job row is the state machine::
 
     queued ──claim──> running (a worker slot holds the lease)
-                        │  fit submitted upstream: record_submitted, then await_upstream
+                        │  fit submitted upstream: record_submitted (the slot is given up)
                         ▼
                       running, waiting on the upstream (no lease, `next_check_at` set)
                         │  a status check claims it again (shared.jobs.claims) ...
@@ -207,13 +207,18 @@ def record_submitted(
     lease_token: uuid.UUID,
     upstream_fit_id: str,
     trace_id: str,
+    check_in_s: float,
 ) -> bool:
-    """The upstream accepted the fit: keep its id, so no later attempt fits it again."""
+    """The upstream accepted the fit: keep its id, so that no later attempt fits it again,
+    and give up the slot until its status is checked, `check_in_s` from now."""
     recorded = session.execute(
         _running(job_id, lease_token).values(
             upstream_fit_id=upstream_fit_id,
             upstream_submitted_at=func.now(),
             upstream_trace_id=trace_id,
+            lease_token=None,
+            lease_expires_at=None,
+            next_check_at=func.now() + timedelta(seconds=check_in_s),
             updated_at=func.now(),
         )
     )

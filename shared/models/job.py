@@ -19,19 +19,13 @@ class Job(CreatedAtMixin, Base):
         # Due queued jobs (the claim), running jobs by lease (the sweeper).
         Index("ix_jobs_status_run_after", "status", "run_after"),
         Index("ix_jobs_user_id_created_at", "user_id", "created_at"),
-        # A user's unfinished jobs: the fair claim ranks them, submission counts them.
+        # A user's unfinished jobs, oldest first: the fair claim walks the users and reads
+        # each one's queued jobs through it; submission counts them.
         Index(
             "ix_jobs_unfinished_user_id",
             "user_id",
             "created_at",
             postgresql_where=text("status IN ('queued', 'running')"),
-        ),
-        # Queued jobs per user, oldest first: the fair claim reads them user by user.
-        Index(
-            "ix_jobs_queued_user_id_created_at",
-            "user_id",
-            "created_at",
-            postgresql_where=text("status = 'queued'"),
         ),
         # Fits waiting on the upstream, by when they are checked next.
         Index(

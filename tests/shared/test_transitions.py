@@ -77,9 +77,13 @@ def test_a_submitted_fit_waits_without_a_lease_and_resumes_after_a_crash(db: Dat
     job_id, token, _ = running_job(db)
     with db.session_scope() as session:
         assert transitions.record_submitted(
-            session, job_id, lease_token=token, upstream_fit_id="fit-9", trace_id="t"
+            session,
+            job_id,
+            lease_token=token,
+            upstream_fit_id="fit-9",
+            trace_id="t",
+            check_in_s=30,
         )
-        assert transitions.await_upstream(session, job_id, lease_token=token, check_in_s=30)
         row = job(session, job_id)
         assert row.status is JobStatus.RUNNING and row.lease_token is None
         assert row.upstream_fit_id == "fit-9" and row.upstream_submitted_at is not None
@@ -88,7 +92,10 @@ def test_a_submitted_fit_waits_without_a_lease_and_resumes_after_a_crash(db: Dat
         # The lease is gone: the slot that gave it up cannot write any more.
         assert not transitions.await_upstream(session, job_id, lease_token=token, check_in_s=1)
     other = uuid.uuid4()
-    with db.session_scope() as session:  # a check claims it, then its worker dies
+    with db.session_scope() as session:  # a check claims it and waits again...
+        session.execute(update(Job).where(Job.id == job_id).values(lease_token=other))
+        assert transitions.await_upstream(session, job_id, lease_token=other, check_in_s=30)
+    with db.session_scope() as session:  # ... another check claims it, then its worker dies
         session.execute(update(Job).where(Job.id == job_id).values(lease_token=other))
         assert transitions.resume_waiting(session, job_id, lease_token=other)
         row = job(session, job_id)

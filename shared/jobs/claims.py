@@ -120,9 +120,9 @@ def _claim_checks(
 # Queued jobs to claim next, fairly (see the module docstring). Written as SQL because the
 # two scans that keep it cheap read best in it: `waiting` walks the distinct users with
 # queued jobs through the partial index of unfinished jobs (one probe per user, where
-# DISTINCT would read every queued row), and the LATERAL reads each eligible user's oldest due jobs only up to
-# the room the cap leaves. Rows another transaction holds (a cancel, a model deletion) are
-# skipped, not waited for: every worker's claims queue behind this one.
+# DISTINCT would read every queued row), and the LATERAL reads each eligible user's oldest
+# due jobs only up to the room the cap leaves. Rows another transaction holds (a cancel, a
+# model deletion) are skipped, not waited for: every worker's claims queue behind this one.
 _FAIR_QUEUED = text(
     """
     WITH RECURSIVE waiting(user_id) AS (

@@ -83,7 +83,7 @@ class Engine:
         with self._idle:
             while self._busy and time.monotonic() < deadline:
                 self._idle.wait(timeout=max(deadline - time.monotonic(), 0.01))
-        left = [lease for lease in self.leases.held() if not lease.calling.is_set()]
+        left = [lease for lease in self.leases.held() if lease.give_up_unstarted()]
         for lease in left:
             self._hand_back(lease)
         self.leases.stop()
@@ -141,6 +141,10 @@ class Engine:
 
     def _start(self, claim: Claim) -> None:
         lease = self.leases.hold(claim.job.id, claim.lease_token)
+        if self._stopping.is_set():  # claimed while the engine stops: give it back at once
+            self.leases.drop(lease)
+            self._hand_back(lease)
+            return
         with self._lock:
             self._busy += 1
             metrics.UPSTREAM_IN_FLIGHT.set(self._busy)
@@ -149,6 +153,7 @@ class Engine:
         except RuntimeError:  # the pool shut down meanwhile: nothing will run it
             self._finished(lease)
             self._hand_back(lease)
+            return
 
     def _run(self, claim: Claim, lease: HeldLease) -> None:
         try:

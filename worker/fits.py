@@ -51,16 +51,15 @@ def next_check_in(hint_s: float, waited_s: float) -> float:
 
 
 def submit(runtime: WorkerRuntime, job: Job, lease: HeldLease) -> None:
-    """Upload and submit the fit, record its upstream id, and check on it once."""
+    """Upload and submit the fit, then record its upstream id and give the slot up."""
     cost = inputs.cost_of(runtime, job)
     with runtime.budget.reserve(cost):
         loaded = inputs.load(runtime, job, cost)
-        if lease.lost.is_set():  # canceled, or recovered by the sweeper: not ours to run
+        config = TabPFNConfig.model_validate(loaded.model.config)
+        if not lease.start_call():  # canceled, taken over or handed back: not ours to run
             logger.info("lease lost before the upstream call; not calling it")
             return
-        config = TabPFNConfig.model_validate(loaded.model.config)
         started = time.monotonic()
-        lease.calling.set()
         submitted = runtime.upstream.submit_fit(
             loaded.token, loaded.features, loaded.target, Task(loaded.model.task), config
         )

@@ -35,13 +35,32 @@ class HeldLease:
     """One job's lease, as its slot sees it.
 
     `calling` is set once the slot has started the upstream call that creates work there (a
-    submit or a prediction): from then on, handing the job back could make it run twice."""
+    submit or a prediction): from then on, handing the job back could make it run twice.
+    The slot's "start the call" and a shutdown's "hand it back" decide under one lock, so
+    exactly one of them wins."""
 
     job_id: uuid.UUID
     token: uuid.UUID
     lost: threading.Event = field(default_factory=threading.Event, compare=False)
     calling: threading.Event = field(default_factory=threading.Event, compare=False)
     held_since: float = field(default_factory=time.monotonic, compare=False)
+    _decide: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+
+    def start_call(self) -> bool:
+        """Before the upstream call: True if the lease is still ours, and it now stays so."""
+        with self._decide:
+            if self.lost.is_set():
+                return False
+            self.calling.set()
+            return True
+
+    def give_up_unstarted(self) -> bool:
+        """For a hand-back: True (and the lease is now lost) if no call has started."""
+        with self._decide:
+            if self.calling.is_set():
+                return False
+            self.lost.set()
+            return True
 
 
 class LeaseKeeper:

@@ -30,15 +30,14 @@ def predict(runtime: WorkerRuntime, job: Job, lease: HeldLease) -> None:
         model = loaded.model
         if not model.train_set_uid:
             raise inputs.ModelGone
-        if lease.lost.is_set():
-            logger.info("lease lost before the upstream call; not calling it")
-            return
         config = TabPFNConfig.model_validate({**model.config, **job.params.get("config", {})})
         output_type = str(job.params["output_type"])
         quantiles = job.params.get("quantiles")
         settings = runtime.settings
+        if not lease.start_call():  # canceled, taken over or handed back: not ours to run
+            logger.info("lease lost before the upstream call; not calling it")
+            return
         started = time.monotonic()
-        lease.calling.set()
         predicted = runtime.upstream.predict(
             loaded.token,
             model.train_set_uid,

@@ -103,11 +103,16 @@ def shutdown_process() -> None:
     """Stop the engine and release connections when the child exits."""
     global _runtime  # noqa: PLW0603
     if _runtime is not None and _runtime.pid == os.getpid():
+        busy = 0
         if _runtime.engine is not None:
             _runtime.engine.stop()
+            busy = _runtime.engine.in_flight
         _runtime.db.dispose()
         _runtime.publisher.close()
-        _runtime.upstream.close()
+        # Calls still in flight keep their connections until the process ends: closing them
+        # would fail those calls and re-queue jobs whose work may already be upstream.
+        if not busy:
+            _runtime.upstream.close()
         _runtime.redis.close()
     _runtime = None
 

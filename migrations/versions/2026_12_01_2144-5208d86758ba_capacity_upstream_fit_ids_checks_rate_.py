@@ -39,9 +39,18 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'running' AND lease_token IS NULL"),
     )
     op.create_index(
-        "ix_jobs_unfinished_user_id",
+        "ix_jobs_in_slot_user_id",
         "jobs",
-        ["user_id", "created_at"],
+        ["user_id"],
+        unique=False,
+        postgresql_where=sa.text(
+            "status = 'running' AND lease_token IS NOT NULL AND upstream_fit_id IS NULL"
+        ),
+    )
+    op.create_index(
+        "ix_jobs_unfinished_status_user_id",
+        "jobs",
+        ["status", "user_id", "created_at"],
         unique=False,
         postgresql_where=sa.text("status IN ('queued', 'running')"),
     )
@@ -64,7 +73,14 @@ def downgrade() -> None:
         ),
     )
     op.drop_index(
-        "ix_jobs_unfinished_user_id",
+        "ix_jobs_in_slot_user_id",
+        table_name="jobs",
+        postgresql_where=sa.text(
+            "status = 'running' AND lease_token IS NOT NULL AND upstream_fit_id IS NULL"
+        ),
+    )
+    op.drop_index(
+        "ix_jobs_unfinished_status_user_id",
         table_name="jobs",
         postgresql_where=sa.text("status IN ('queued', 'running')"),
     )

@@ -5,7 +5,8 @@ Workers do not take jobs in the order their messages arrive: the job table is th
 transaction:
 
 1. due status checks of fits waiting on the upstream, oldest due first, up to half the
-   batch. A check is one cheap request, so it is not held back by any per-user cap;
+   batch (rounded down: a round for one free slot serves queued jobs first). A check is one
+   cheap request, so it is not held back by any per-user cap;
 2. due queued jobs, round-robin across users: each user's jobs are numbered oldest first,
    and a job's *turn* is its number plus the jobs its user already has in worker slots
    (uploading, submitting or predicting; a slot doing a status check does not count).
@@ -74,7 +75,7 @@ def claim(session: Session, *, limit: int, max_running_per_user: int, lease_s: f
         "heartbeat_at": func.now(),
         "updated_at": func.now(),
     }
-    claims = _claim_checks(session, (limit + 1) // 2, lease)
+    claims = _claim_checks(session, limit // 2, lease)
     claims += _claim_queued(session, limit - len(claims), max_running_per_user, lease)
     if len(claims) < limit:
         claims += _claim_checks(session, limit - len(claims), lease)
@@ -126,12 +127,10 @@ def _claim_checks(
 _FAIR_QUEUED = text(
     """
     WITH RECURSIVE waiting(user_id) AS (
-        (SELECT user_id FROM jobs WHERE status IN ('queued', 'running') AND status = 'queued'
-         ORDER BY user_id LIMIT 1)
+        (SELECT user_id FROM jobs WHERE status = 'queued' ORDER BY user_id LIMIT 1)
         UNION ALL
         SELECT (SELECT j.user_id FROM jobs j
-                WHERE j.status IN ('queued', 'running') AND j.status = 'queued'
-                  AND j.user_id > w.user_id
+                WHERE j.status = 'queued' AND j.user_id > w.user_id
                 ORDER BY j.user_id LIMIT 1)
         FROM waiting w WHERE w.user_id IS NOT NULL
     ),
@@ -155,8 +154,7 @@ _FAIR_QUEUED = text(
             SELECT j.id, j.created_at,
                    row_number() OVER (ORDER BY j.created_at, j.id) AS rank
             FROM jobs j
-            WHERE j.user_id = e.user_id AND j.status IN ('queued', 'running')
-              AND j.status = 'queued' AND j.run_after <= now()
+            WHERE j.status = 'queued' AND j.user_id = e.user_id AND j.run_after <= now()
             ORDER BY j.created_at, j.id
             LIMIT :cap - e.n
         ) mine

@@ -22,10 +22,19 @@ class Job(CreatedAtMixin, Base):
         # A user's unfinished jobs, oldest first: the fair claim walks the users and reads
         # each one's queued jobs through it; submission counts them.
         Index(
-            "ix_jobs_unfinished_user_id",
+            "ix_jobs_unfinished_status_user_id",
+            "status",
             "user_id",
             "created_at",
             postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+        # Jobs in worker slots doing real work, per user: the fair claim's cap counts them.
+        Index(
+            "ix_jobs_in_slot_user_id",
+            "user_id",
+            postgresql_where=text(
+                "status = 'running' AND lease_token IS NOT NULL AND upstream_fit_id IS NULL"
+            ),
         ),
         # Fits waiting on the upstream, by when they are checked next.
         Index(

@@ -58,16 +58,19 @@ per process, as before the capacity work, so the numbers compare with earlier ru
 jobs/s at 8 processes then, about the same now). With the default 32 slots one process
 already keeps this whole batch in flight; the capacity benchmark measures that.
 
-**Capacity: met, with little room.** With 2 s fits the service keeps 32–35 fits in flight
-from one user, and the second user's fit is done in about 1.6× the fit time (no measurable
-time queued behind the 200: the fair claim puts it in the next round). The baseline with one
-slot per process does about as well on fits, because fits no longer hold slots while the
-upstream works; the slots matter for predictions, which do hold theirs: 64 predictions of
-2 s drain in 67 s with 2 slots, in about 6 s with the default (the per-user cap of 8, 4 users:
-about 23 in flight, the most the cap allows is 32). The machine's two cores are the limit on
-drain time: API, workers, Postgres, Redis and the stand-in share them (the CPU seconds are
-in the table), and the stand-in's own model work is memoised per upload so that it does not
-count. Peak memory per worker process grows by about 30 MB with 32 slots, well within 1.5×.
+**Capacity: met.** With 2 s fits the service keeps 35–45 fits in flight from one user (over
+the last runs), and the second user's fit is done in about 1.6–1.7× the fit time, with no
+measurable time queued behind the 200: the fair claim puts it in the next round. The
+baseline with one slot per process does as well or better on fits (in the last run 70 in
+flight against 43), because fits no longer hold a slot while the upstream works: a slot
+only uploads and submits, and on two cores one slot per process already keeps the CPUs busy
+with that, while 32 slots per process mostly add GIL contention. The slots matter for
+predictions, which hold theirs for the whole call: 64 predictions of 2 s drain in about 65 s
+with 2 slots and in about 5.5 s with the default (4 users, the per-user cap of 8: about 24
+in flight, of the 32 the cap allows). The machine's two cores bound the drain time: API,
+workers, Postgres, Redis and the stand-in share them (the CPU seconds are in the table), and
+the stand-in's own model work is memoised per upload so that it is not what is measured.
+Peak memory per worker process grows by about 30 MB with 32 slots, well within 1.5×.
 
 **Worker memory is not met (target ≤ 4×).** The unmodified client needs about 5× the raw size
 on top of a matrix it already holds (pandas → Arrow conversion, a growing in-memory Parquet

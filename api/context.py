@@ -43,9 +43,11 @@ class AppContext:
             hasher=KeyHasher(
                 box.peppers, rounds=settings.BCRYPT_ROUNDS, cache_ttl_s=settings.API_KEY_CACHE_TTL_S
             ),
+            # Only short calls run on API threads (token checks, usage, limits): a hanging
+            # upstream must cost a request seconds, never the thread pool.
             upstream=TabPFNUpstream(
                 settings.TABPFN_API_URL,
-                timeout_s=settings.TABPFN_TIMEOUT_S,
+                timeout_s=settings.TABPFN_API_TIMEOUT_S,
                 settings_ttl_s=settings.UPSTREAM_SETTINGS_TTL_S,
             ),
         )

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
 
     TABPFN_API_URL: str = "https://api.priorlabs.ai:443"
     TABPFN_TIMEOUT_S: float = Field(default=900.0, gt=0)
+    TABPFN_API_TIMEOUT_S: float = Field(default=10.0, gt=0)
     UPSTREAM_SETTINGS_TTL_S: float = Field(default=300.0, ge=0)
 
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

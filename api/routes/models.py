@@ -39,10 +39,12 @@ PREDICT_FORM = {
 }
 
 
-def accepted(response: Response, job: Job) -> JobOut:
-    """202 headers: where to poll, and how soon."""
+def accepted(response: Response, job: Job, *, replayed: bool = False) -> JobOut:
+    """202 headers: where to poll, how soon, and whether an earlier request made the job."""
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     response.headers["Retry-After"] = POLL_AFTER_S
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return job_out(job)
 
 
@@ -76,15 +78,16 @@ def fit(
         session, context, current.id, raw, idempotency_key=idempotency_key, scope="fit"
     )
     if existing is not None:
-        return accepted(response, existing)
+        return accepted(response, existing, replayed=True)
     submission = read_fit(
         raw,
         lambda path: _limits_for(context, current, path),
         allow_private_urls=context.settings.WEBHOOK_ALLOW_PRIVATE_URLS,
     )
-    job = job_service.create_fit(session, context, current, submission, idem)
-    job_service.publish(context, job)
-    return accepted(response, job)
+    created = job_service.create_fit(session, context, current, submission, idem)
+    if not created.replayed:
+        job_service.publish(context, created.job)
+    return accepted(response, created.job, replayed=created.replayed)
 
 
 @router.post(
@@ -113,7 +116,7 @@ def predict(
         scope=f"predict:{model.id}",
     )
     if existing is not None:
-        return accepted(response, existing)
+        return accepted(response, existing, replayed=True)
     job_service.require_ready(model)
     submission = read_predict(
         raw,
@@ -121,11 +124,12 @@ def predict(
         _limits_for(context, current, model.config.get("model_path")),
         allow_private_urls=context.settings.WEBHOOK_ALLOW_PRIVATE_URLS,
     )
-    job = job_service.create_predict(
+    created = job_service.create_predict(
         session, context, current=current, model=model, sub=submission, idem=idem
     )
-    job_service.publish(context, job)
-    return accepted(response, job)
+    if not created.replayed:
+        job_service.publish(context, created.job)
+    return accepted(response, created.job, replayed=created.replayed)
 
 
 @router.get("", response_model=Page[ModelOut], responses=error_responses(400, 401))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import Table, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -53,6 +54,14 @@ TOO_MANY_JOBS_RETRY_AFTER_S = 5
 
 
 @dataclass(frozen=True)
+class Created:
+    """The job a submission answers with; `replayed` when an earlier request made it."""
+
+    job: Job
+    replayed: bool
+
+
+@dataclass(frozen=True)
 class Idempotency:
     key: str
     request_hash: str
@@ -67,12 +76,21 @@ def idempotency(header: str | None, raw: RawBody, scope: str) -> Idempotency | N
         raise ValidationFailed(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters.")
     digest = hashlib.sha256(scope.encode())
     if raw.json_bytes is not None:
-        digest.update(raw.json_bytes)
+        digest.update(_canonical_json(raw.json_bytes))
     else:
         for name in sorted(raw.fields):
             digest.update(f"\x00{name}={raw.fields[name]}".encode())
         digest.update(b"\x00file=" + (raw.file_bytes or b""))
     return Idempotency(key=key, request_hash=digest.hexdigest())
+
+
+def _canonical_json(data: bytes) -> bytes:
+    """The same JSON whatever its whitespace and key order, so a client that re-serialises
+    its retry is recognised; bytes that are not JSON are hashed as sent (and refused later)."""
+    try:
+        return orjson.dumps(orjson.loads(data), option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONDecodeError:
+        return data
 
 
 def begin(
@@ -173,7 +191,7 @@ def create_fit(
     current: CurrentUser,
     sub: FitSubmission,
     idem: Idempotency | None,
-) -> Job:
+) -> Created:
     """Store the training data, a pending model and a queued fit job, in one transaction."""
     payload = new_payload(
         current.id, PayloadKind.FIT_INPUT, parquet.encode(sub.table.columns, sub.target.values)
@@ -203,8 +221,7 @@ def create_fit(
         idem=idem,
     )
     model.fit_job_id = job.id
-    _insert(session, payload, model, job)
-    return _commit_new(session, job, current, idem)
+    return _store_new(session, (payload, model, job), job, current, idem)
 
 
 def create_predict(
@@ -215,7 +232,7 @@ def create_predict(
     model: Model,
     sub: PredictSubmission,
     idem: Idempotency | None,
-) -> Job:
+) -> Created:
     """Store the rows to predict and a queued predict job, in one transaction."""
     payload = new_payload(current.id, PayloadKind.PREDICT_INPUT, parquet.encode(sub.table.columns))
     params = {
@@ -233,8 +250,7 @@ def create_predict(
         callback_url=sub.options.callback_url,
         idem=idem,
     )
-    _insert(session, payload, job)
-    return _commit_new(session, job, current, idem)
+    return _store_new(session, (payload, job), job, current, idem)
 
 
 def _insert(session: Session, *rows: Base) -> None:
@@ -255,15 +271,23 @@ def _insert(session: Session, *rows: Base) -> None:
         connection.execute(insert(cast(Table, mapper.local_table)), values)
 
 
-def _commit_new(session: Session, job: Job, current: CurrentUser, idem: Idempotency | None) -> Job:
+def _store_new(
+    session: Session,
+    rows: tuple[Base, ...],
+    job: Job,
+    current: CurrentUser,
+    idem: Idempotency | None,
+) -> Created:
+    """Insert and commit; a concurrent request with the same Idempotency-Key that committed
+    first makes our INSERT (or commit) fail, and then its job is the answer."""
     try:
+        _insert(session, *rows)
         session.commit()
     except IntegrityError:
         session.rollback()
-        # The same Idempotency-Key raced us: answer with the job that won.
         existing = replay(session, current.id, idem)
         if existing is not None:
-            return existing
+            return Created(existing, replayed=True)
         # Otherwise a row this job references went away meanwhile.
         raise Conflict(
             "The model (or the account) was deleted while this request was processed.",
@@ -272,7 +296,7 @@ def _commit_new(session: Session, job: Job, current: CurrentUser, idem: Idempote
     metrics.JOBS_CREATED.labels(job.kind.value).inc()
     with log_context(job_id=job.id):
         logger.info("%s job accepted for model %s", job.kind, job.model_id)
-    return job
+    return Created(job, replayed=False)
 
 
 def publish(context: AppContext, job: Job) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import threading
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -199,3 +202,57 @@ def test_deleting_a_model_cancels_its_queued_jobs(
     assert (
         client.get(f"/api/v1/models/{job['model_id']}", headers=account.headers).status_code == 404
     )
+
+
+def test_the_same_body_in_other_whitespace_or_key_order_is_a_replay(
+    client: TestClient, worker: ManagedProcess
+) -> None:
+    account = register(client)
+    X, y, _, _ = classification_data(n_train=50)
+    headers = {
+        **account.headers,
+        "Idempotency-Key": "canonical",
+        "Content-Type": "application/json",
+    }
+    compact = json.dumps({"features": X, "target": y, "task": "classification"})
+    spaced = json.dumps({"task": "classification", "target": y, "features": X}, indent=2)
+    first = client.post("/api/v1/models/fit", content=compact, headers=headers)
+    again = client.post("/api/v1/models/fit", content=spaced, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert first.json()["id"] == again.json()["id"]
+
+
+def _race(client: TestClient, body: dict[str, Any], headers: dict[str, str]) -> list[Any]:
+    """The same request twice, released at the same instant from two threads."""
+    barrier = threading.Barrier(2)
+    answers: list[Any] = []
+
+    def submit() -> None:
+        barrier.wait(timeout=10)
+        answers.append(client.post("/api/v1/models/fit", json=body, headers=headers))
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers
+
+
+def test_concurrent_requests_with_one_idempotency_key_get_one_job(
+    client: TestClient, worker: ManagedProcess
+) -> None:
+    """Both requests pass the replay check before either commits: the loser's INSERT hits
+    the unique index, and it answers with the winner's job instead of a 500."""
+    X, y, _, _ = classification_data(n_train=50)
+    body = {"features": X, "target": y, "task": "classification"}
+    for trial in range(4):
+        account = register(client)
+        headers = {**account.headers, "Idempotency-Key": f"race-{trial}"}
+        answers = _race(client, body, headers)
+        assert [a.status_code for a in answers] == [202, 202], [a.text for a in answers]
+        assert answers[0].json()["id"] == answers[1].json()["id"]
+        listed = client.get("/api/v1/jobs", headers=account.headers).json()
+        assert listed["total"] == 1

@@ -97,6 +97,8 @@ class StandinConfig:
     drop_burst: Burst | None = None
     fit_poll_hint_s: float = DEFAULT_FIT_POLL_HINT_S
     rate_limit: RateLimit | None = None
+    # Seconds added to every request of a path (a hanging service, e.g. {"/protected/": 30}).
+    path_delays: Mapping[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form as served by the admin routes."""
@@ -112,6 +114,7 @@ class StandinConfig:
             "drop_burst": self.drop_burst.to_json() if self.drop_burst else None,
             "fit_poll_hint_s": self.fit_poll_hint_s,
             "rate_limit": self.rate_limit.to_json() if self.rate_limit else None,
+            "path_delays": dict(self.path_delays),
         }
 
     def updated(self, update: Mapping[str, Any]) -> StandinConfig:
@@ -140,6 +143,8 @@ class StandinConfig:
             changes["drop_burst"] = _burst(update["drop_burst"], with_status=False)
         if "rate_limit" in update:
             changes["rate_limit"] = _rate_limit(update["rate_limit"])
+        if "path_delays" in update:
+            changes["path_delays"] = _path_delays(update["path_delays"])
         return dataclasses.replace(self, **changes)
 
 
@@ -188,6 +193,14 @@ def _burst(value: Any, *, with_status: bool) -> Burst | None:
     if token is not None and not isinstance(token, str):
         raise ConfigError("burst token_id must be null or a string")
     return Burst(count=count, status=status, path=path, token_id=token) if count else None
+
+
+def _path_delays(value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(path, str) and path.startswith("/") for path in value
+    ):
+        raise ConfigError("path_delays must map paths starting with '/' to seconds")
+    return {path: _non_negative_number(f"path_delays[{path!r}]", s) for path, s in value.items()}
 
 
 def _rate_limit(value: Any) -> RateLimit | None:

@@ -75,7 +75,7 @@ def _route(ctx: Context, req: Request) -> Response:
     forced = ctx.faults.switch_response(cfg, ctx.store, req, route.op)
     if forced is not None:
         return forced
-    latency = request_latency(cfg, route.op)
+    latency = request_latency(cfg, route.op) + cfg.path_delays.get(req.path, 0.0)
     if latency > 0:
         time.sleep(latency)  # no lock is held here, so concurrent requests overlap
     return route.handler(ctx, req)

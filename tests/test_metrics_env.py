@@ -1,0 +1,40 @@
+"""An empty PROMETHEUS_MULTIPROC_DIR (as `.env.example` copied into compose gives) means unset:
+metrics stay in the process and no file is written to the working directory (issue 10, 8)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.processes import ROOT, child_env
+
+SCRIPT = """
+import shared.metrics as m
+m.JOBS_CREATED.labels("fit").inc()
+m.UPSTREAM_IN_FLIGHT.set(3)
+print(m.multiprocess_enabled())
+"""
+
+
+def test_an_empty_multiprocess_dir_writes_nothing_to_the_working_directory(
+    tmp_path: Path,
+) -> None:
+    env = child_env(None, PROMETHEUS_MULTIPROC_DIR="", PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_env_example_leaves_the_multiprocess_dir_to_the_images() -> None:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    assert not [line for line in lines if line.startswith("PROMETHEUS_MULTIPROC_DIR=")]

@@ -38,3 +38,9 @@ def test_an_empty_multiprocess_dir_writes_nothing_to_the_working_directory(
 def test_env_example_leaves_the_multiprocess_dir_to_the_images() -> None:
     lines = (ROOT / ".env.example").read_text().splitlines()
     assert not [line for line in lines if line.startswith("PROMETHEUS_MULTIPROC_DIR=")]
+
+
+def test_compose_publishes_flower_on_loopback_only() -> None:
+    compose = (ROOT / "docker-compose.yml").read_text()
+    published = [line.strip() for line in compose.splitlines() if "5555:5555" in line]
+    assert published == ['- "127.0.0.1:5555:5555"']

@@ -1,5 +1,6 @@
-"""An empty PROMETHEUS_MULTIPROC_DIR (as `.env.example` copied into compose gives) means unset:
-metrics stay in the process and no file is written to the working directory (issue 10, 8)."""
+"""The container setup as documented (issue 10, point 8): an empty PROMETHEUS_MULTIPROC_DIR,
+as `.env.example` copied into compose gives, means unset (metrics stay in the process, no
+file lands in the working directory), and compose publishes Flower on loopback only."""
 
 from __future__ import annotations
 

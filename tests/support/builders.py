@@ -98,6 +98,20 @@ def fit(
     return body
 
 
+def predict(
+    client: TestClient, account: Account, model_id: str, X: list[list[Any]], **extra: Any
+) -> dict[str, Any]:
+    """Submit a prediction (202 expected); returns the queued job."""
+    response = client.post(
+        f"/api/v1/models/{model_id}/predict",
+        json={"features": X, **extra},
+        headers=account.headers,
+    )
+    assert response.status_code == 202, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def fit_ready(
     client: TestClient,
     account: Account,

@@ -24,6 +24,7 @@ from tests.support.builders import (
     classification_data,
     fit,
     fit_ready,
+    predict,
     register,
     wait_for_job,
 )
@@ -42,12 +43,8 @@ def reset_standin(standin: StandinProcess) -> Iterator[StandinProcess]:
     standin.reset()
 
 
-def predict(client: TestClient, account: Account, model_id: str) -> str:
-    response = client.post(
-        f"/api/v1/models/{model_id}/predict", json={"features": X_TEST}, headers=account.headers
-    )
-    assert response.status_code == 202, response.text
-    job_id: str = response.json()["id"]
+def predict_id(client: TestClient, account: Account, model_id: str) -> str:
+    job_id: str = predict(client, account, model_id, X_TEST)["id"]
     return job_id
 
 
@@ -94,7 +91,7 @@ def test_one_process_keeps_many_upstream_calls_in_flight(
         models = [fit_ready(client, a, X, Y)["model_id"] for a in accounts]
         since = standin.last_seq()
         jobs = [
-            (a, predict(client, a, m))
+            (a, predict_id(client, a, m))
             for a, m in zip(accounts, models, strict=True)
             for _ in range(8)
         ]
@@ -277,12 +274,12 @@ def test_a_backlog_does_not_hold_up_another_users_job(
         a, b = register(client, prefix="slow"), register(client)
         a_model = fit_ready(client, a, X, Y)["model_id"]
         b_model = fit_ready(client, b, X, Y)["model_id"]
-        a_jobs = [predict(client, a, a_model) for _ in range(20)]
+        a_jobs = [predict_id(client, a, a_model) for _ in range(20)]
         running_sql = (
             "SELECT count(*) FROM jobs WHERE status = 'running' AND id = ANY(CAST(:ids AS uuid[]))"
         )
         wait_until(lambda: rows(stack.settings, running_sql, ids=a_jobs)[0][0] == 4)
-        b_job = predict(client, b, b_model)
+        b_job = predict_id(client, b, b_model)
         assert wait_for_job(client, b, b_job)["status"] == "succeeded"
         for job_id in a_jobs:
             wait_for_job(client, a, job_id, timeout=120)

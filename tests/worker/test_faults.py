@@ -24,6 +24,7 @@ from tests.support.builders import (
     classification_data,
     fit,
     fit_ready,
+    predict,
     register,
     wait_for_job,
 )
@@ -74,15 +75,6 @@ def wait_for_pending_fit(standin: StandinProcess, account: Account) -> dict[str,
     raise TimeoutError("no fit reached the upstream")
 
 
-def predict(client: TestClient, account: Account, model_id: str) -> dict[str, Any]:
-    response = client.post(
-        f"/api/v1/models/{model_id}/predict", json={"features": X_TEST}, headers=account.headers
-    )
-    assert response.status_code == 202, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 def kill_children(worker: ManagedProcess) -> list[int]:
     children = psutil.Process(worker.pid).children()
     for child in children:
@@ -99,7 +91,7 @@ def test_worker_killed_mid_call_still_succeeds(stack: Stack, standin: StandinPro
     account = register(client, prefix="slow")
     model_id = fit_ready(client, account, X, Y)["model_id"]
     since = standin.last_seq()
-    job = predict(client, account, model_id)
+    job = predict(client, account, model_id, X_TEST)
     wait_for_inflight(standin, account, "/tabpfn/predict", since)
     assert kill_children(worker)
     finished = wait_for_job(client, account, job["id"], timeout=90)
@@ -123,7 +115,7 @@ def test_worker_lost_too_often_fails_with_worker_lost(
         account = register(client, prefix="slow")
         model_id = fit_ready(client, account, X, Y)["model_id"]
         since = standin.last_seq()
-        job = predict(client, account, model_id)
+        job = predict(client, account, model_id, X_TEST)
         wait_for_inflight(standin, account, "/tabpfn/predict", since)
         kill_children(worker)
         finished = wait_for_job(client, account, job["id"], timeout=60)

@@ -121,9 +121,10 @@ def _finish(ctx: Context, fitted: FittedSet, upload: Upload, delay: float, charg
         sys.stderr.write(f"standin: background fit crashed: {exc!r}\n")
         _fail(ctx, fitted, f"Internal error: {type(exc).__name__}", "INTERNAL", charged)
         return
+    # The baseline's time counts towards the delay: the rest of it is the fit stage.
     fitted.transform_s = time.monotonic() - started
-    fitted.work_s = max(deadline - time.monotonic(), 0.0)
-    time.sleep(fitted.work_s)
+    fitted.work_s = max(delay - fitted.transform_s, 0.0)
+    time.sleep(max(deadline - time.monotonic(), 0.0))
     _complete(ctx, fitted, model, rows, cols)
 
 

@@ -201,6 +201,10 @@ class StandinHandle:
         """The predict log, as GET /_predicts returns it."""
         return self.ctx.store.predict_log.entries(since)
 
+    def clear_predicts(self) -> None:
+        """Empty the predict log, as DELETE /_predicts does."""
+        self.ctx.store.predict_log.clear()
+
     def forget_fits(self, token_id: str | None = None) -> list[str]:
         """Lose the fitted sets (all, or one token id's), as DELETE /_admin/fits does."""
         return self.ctx.store.forget_fits(token_id)

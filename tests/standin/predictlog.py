@@ -18,7 +18,8 @@ MAX_PREDICTS = 100_000
 
 @dataclass
 class PredictRecord:
-    """One predict that reached a fitted model; status 400 when its test set was refused."""
+    """One predict whose fitted set and test set were found and readable; status 400 when
+    the test set or output options were refused (e.g. over a limit)."""
 
     fitted_train_set_id: str
     test_set_upload_id: str

@@ -26,7 +26,6 @@ from shared.errors import InvalidCallbackUrl
 from shared.jobs.dispatch import publish_delivery
 from shared.logs import log_context
 from shared.models import DeliveryStatus, Job, User, WebhookDelivery
-from shared.security.crypto import SecretBox
 from shared.webhooks import signing
 from shared.webhooks.urls import ResolveTimeout, check_callback_url
 from worker import webhook_http
@@ -91,19 +90,18 @@ def _signing_secrets(runtime: WorkerRuntime, delivery: WebhookDelivery) -> list[
     """The user's secret, and the previous one while the rotation overlap lasts."""
     settings = runtime.settings
     overlap_since = datetime.now(UTC) - timedelta(seconds=settings.WEBHOOK_SECRET_OVERLAP_S)
-    box = SecretBox.from_settings(settings)
     with runtime.db.session_scope() as session:
         user = session.scalars(
             select(User).join(Job, Job.user_id == User.id).where(Job.id == delivery.job_id)
         ).one()
-        secrets = [box.decrypt(user.webhook_secret_encrypted)]
+        secrets = [runtime.box.decrypt(user.webhook_secret_encrypted)]
         rotated_at = user.webhook_secret_rotated_at
         if (
             user.previous_webhook_secret_encrypted is not None
             and rotated_at is not None
             and rotated_at > overlap_since
         ):
-            secrets.append(box.decrypt(user.previous_webhook_secret_encrypted))
+            secrets.append(runtime.box.decrypt(user.previous_webhook_secret_encrypted))
     return secrets
 
 

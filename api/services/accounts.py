@@ -19,6 +19,7 @@ from api.context import AppContext
 from shared.errors import Conflict, NotFound, ServiceUnavailable, TabPFNTokenRejected
 from shared.models import ApiKey, User
 from shared.security import api_keys
+from shared.security.crypto import DecryptionFailed
 from shared.tabpfn.errors import UpstreamError
 from shared.tabpfn.types import TokenStatus
 
@@ -136,7 +137,11 @@ def rotate_webhook_secret(context: AppContext, user: User) -> str:
     """A new signing secret; the one it replaces keeps signing during the overlap."""
     secret = new_webhook_secret()
     now = datetime.now(UTC)
-    user.previous_webhook_secret_encrypted = context.box.reencrypt(user.webhook_secret_encrypted)
+    try:
+        previous: str | None = context.box.reencrypt(user.webhook_secret_encrypted)
+    except DecryptionFailed:  # unreadable (its SECRET_KEY is gone): nothing to overlap with
+        previous = None
+    user.previous_webhook_secret_encrypted = previous
     user.webhook_secret_encrypted = context.box.encrypt(secret)
     user.webhook_secret_rotated_at = now
     user.updated_at = now

@@ -94,7 +94,7 @@ def parse_callback_url(url: str) -> CheckedUrl:
         raise InvalidCallbackUrl("callback_url must not contain credentials.")
     if "%" in host:
         raise InvalidCallbackUrl("callback_url's host must not contain '%' (no zone ids).")
-    port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
+    port = _DEFAULT_PORTS[parsed.scheme] if parsed.port is None else parsed.port
     if not 1 <= port <= 65535:
         raise InvalidCallbackUrl("callback_url has an invalid port; use 1 to 65535.")
     return CheckedUrl(

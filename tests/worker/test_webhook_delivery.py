@@ -6,14 +6,24 @@ while a rotation overlaps."""
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import socket
+import ssl
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -174,6 +184,58 @@ def test_an_ipv6_host_is_bracketed_in_the_host_header(runtime: WorkerRuntime) ->
     port = receiver.url.split("]:")[1].split("/")[0]
     assert request.headers["host"] == f"[::1]:{port}"
     assert attempts(runtime, job_id)[0].status is DeliveryStatus.DELIVERED
+
+
+def self_signed_tls(folder: Path) -> ssl.SSLContext:
+    """A server context with a certificate for 127.0.0.1 that no public root signed."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
+def test_an_untrusted_certificate_is_a_failed_attempt(
+    runtime: WorkerRuntime, tmp_path: Path
+) -> None:
+    """https goes through TLS with the certificate checked (here: signed by no known root)."""
+    context = self_signed_tls(tmp_path)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def serve() -> None:
+            connection, _ = listener.accept()
+            with connection, contextlib.suppress(OSError):
+                context.wrap_socket(connection, server_side=True).close()
+
+        threading.Thread(target=serve, daemon=True).start()
+        port = listener.getsockname()[1]
+        delivery_id, job_id = pending_delivery(runtime, f"https://127.0.0.1:{port}/hook")
+        attempt(delivery_id)
+    error = assert_failed_and_rescheduled(runtime, job_id)
+    assert error == "connection failed (SSLCertVerificationError)"
 
 
 def test_each_checked_address_is_tried_in_turn() -> None:

@@ -13,6 +13,7 @@ delivery is signed with the new and the previous secret.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -26,6 +27,7 @@ from shared.errors import InvalidCallbackUrl
 from shared.jobs.dispatch import publish_delivery
 from shared.logs import log_context
 from shared.models import DeliveryStatus, Job, User, WebhookDelivery
+from shared.security.crypto import DecryptionFailed
 from shared.webhooks import signing
 from shared.webhooks.urls import ResolveTimeout, check_callback_url
 from worker import webhook_http
@@ -96,12 +98,11 @@ def _signing_secrets(runtime: WorkerRuntime, delivery: WebhookDelivery) -> list[
         ).one()
         secrets = [runtime.box.decrypt(user.webhook_secret_encrypted)]
         rotated_at = user.webhook_secret_rotated_at
-        if (
-            user.previous_webhook_secret_encrypted is not None
-            and rotated_at is not None
-            and rotated_at > overlap_since
-        ):
-            secrets.append(runtime.box.decrypt(user.previous_webhook_secret_encrypted))
+        previous = user.previous_webhook_secret_encrypted
+        if previous is not None and rotated_at is not None and rotated_at > overlap_since:
+            # An unreadable previous secret (its SECRET_KEY removed) only ends the overlap early.
+            with contextlib.suppress(DecryptionFailed):
+                secrets.append(runtime.box.decrypt(previous))
     return secrets
 
 

@@ -35,11 +35,11 @@ def test_rotation_keeps_everything_readable_and_reencrypt_moves_rows(
     try:
         accounts = [register(TestClient(before)) for _ in range(3)]
         # A webhook secret rotated under the old SECRET_KEY: its previous secret moves too.
-        rotated = TestClient(before).post(
+        rotation = TestClient(before).post(
             "/api/v1/auth/webhook-secret", headers=accounts[0].headers
         )
-        assert rotated.status_code == 201
-        secret_registry.remember(rotated.json()["webhook_secret"], "webhook secret")
+        assert rotation.status_code == 201
+        secret_registry.remember(rotation.json()["webhook_secret"], "webhook secret")
     finally:
         before.state.context.close()
 

@@ -2,9 +2,12 @@
 
 Starts embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are given (in the
 environment or `.env`), keeps a generated SECRET_KEY under `.data/`, runs the migrations,
-then starts the API (:8000), a worker, beat and Flower (:5555) with the exact commands of
-DESIGN §3. `STANDIN=1` also starts the stand-in TabPFN server and points the service at
-it, so the whole flow works offline. Every child dies with this process.
+then starts the API (:8000), the workers, beat and Flower (:5555) with the commands of
+DESIGN §3. The worker command runs twice, split by `-Q`: one for jobs and webhook deliveries,
+one (a single process) for the sweeper alone, which must never wait behind a delivery that
+holds its process for up to WEBHOOK_TIMEOUT_S. `STANDIN=1` also starts the stand-in TabPFN
+server and points the service at it, so the whole flow works offline. Every child dies with
+this process.
 """
 
 from __future__ import annotations
@@ -143,6 +146,16 @@ def prepare_environment(stack: Stack) -> dict[str, str]:
     return env
 
 
+def celery_workers(celery: str) -> list[tuple[str, list[str]]]:
+    """The workers `make dev` starts, by name: the sweeper shares its process with nothing."""
+    command = [celery, "-A", "worker.celery_app", "worker", "--loglevel=INFO"]
+    return [
+        ("worker", [*command, "-Q", "fit,predict,webhooks"]),
+        # Its own node name: two workers named celery@<host> would be one in Flower.
+        ("sweeper", [*command, "-Q", "maintenance", "--concurrency=1", "-n", "sweeper@%h"]),
+    ]
+
+
 def run(stack: Stack) -> int:
     env = prepare_environment(stack)
     subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=ROOT, env=env, check=True)
@@ -152,7 +165,8 @@ def run(stack: Stack) -> int:
         env,
     )
     celery = str(BIN / "celery")
-    stack.spawn("worker", [celery, "-A", "worker.celery_app", "worker", "--loglevel=INFO"], env)
+    for name, args in celery_workers(celery):
+        stack.spawn(name, args, env)
     stack.spawn("beat", [celery, "-A", "worker.celery_app", "beat"], env)
     flower = stack.spawn(
         "flower", [celery, "-A", "worker.celery_app", "flower", f"--port={FLOWER_PORT}"], env

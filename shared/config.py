@@ -62,6 +62,7 @@ class Settings(BaseSettings):
 
     WEBHOOK_ALLOW_PRIVATE_URLS: bool = False
     WEBHOOK_TIMEOUT_S: float = Field(default=15.0, gt=0)
+    WEBHOOK_SECRET_OVERLAP_S: float = Field(default=86400.0, ge=0)
     WEBHOOK_RETRY_SCHEDULE_S: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 86400.0]
     )

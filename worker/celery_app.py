@@ -60,7 +60,7 @@ def _configure_logging(**_: Any) -> None:
 @signals.worker_init.connect
 def _init_worker(sender: Any = None, **_: Any) -> None:
     """In the main process, before the children fork: serve metrics (WORKER_METRICS_PORT),
-    and note whether this worker consumes a job queue (`-Q maintenance,webhooks` does not,
+    and note whether this worker consumes a job queue (`-Q webhooks` or `-Q maintenance` does not,
     and then its children run no engine)."""
     if settings.WORKER_METRICS_PORT is not None:
         runtime.serve_metrics(settings.WORKER_METRICS_PORT)

@@ -1,30 +1,36 @@
 """One webhook delivery attempt, as its own task, never inside a job (DESIGN §8).
 
-2xx within WEBHOOK_TIMEOUT_S is delivered. 410 Gone stops retrying. Anything else (other
-statuses, redirects, which are not followed, timeouts, connection errors, a URL that now
-resolves to a private address) is recorded and the next attempt is scheduled from
-WEBHOOK_RETRY_SCHEDULE_S. The request goes to the address the URL safety check approved.
+A 2xx status line within WEBHOOK_TIMEOUT_S is delivered: one wall-clock deadline covers the
+DNS lookup, connecting, TLS, sending and the status line, and no more than a few KiB of the
+answer are read (`worker.webhook_http`). 410 Gone stops retrying. Anything else (other
+statuses, redirects, which are not followed, the deadline, connection errors, a URL that now
+resolves to a private address, and any unexpected error) is recorded as a failed attempt and
+the next one is scheduled from WEBHOOK_RETRY_SCHEDULE_S: a claimed attempt always ends
+recorded, never stays pending to be re-published forever. The request goes to the addresses
+the URL safety check approved. For WEBHOOK_SECRET_OVERLAP_S after a secret rotation the
+delivery is signed with the new and the previous secret.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, or_, select, update
 
 from shared import metrics
 from shared.errors import InvalidCallbackUrl
 from shared.jobs.dispatch import publish_delivery
 from shared.logs import log_context
 from shared.models import DeliveryStatus, Job, User, WebhookDelivery
-from shared.security.crypto import SecretBox
+from shared.security.crypto import DecryptionFailed
 from shared.webhooks import signing
-from shared.webhooks.urls import CheckedUrl, check_callback_url
+from shared.webhooks.urls import ResolveTimeout, check_callback_url
+from worker import webhook_http
 from worker.runtime import WorkerRuntime, get_runtime
 
 logger = logging.getLogger(__name__)
@@ -33,12 +39,16 @@ logger = logging.getLogger(__name__)
 def attempt(delivery_id: uuid.UUID) -> None:
     """Claim the pending attempt, POST it, record the outcome, schedule the next if due."""
     runtime = get_runtime()
-    claimed = _claim(runtime, delivery_id)
-    if claimed is None:
+    delivery = _claim(runtime, delivery_id)
+    if delivery is None:
         return
-    delivery, secret = claimed
     with log_context(job_id=delivery.job_id):
-        code, error = _post(runtime, delivery, secret)
+        try:
+            code, error = _post(runtime, delivery, _signing_secrets(runtime, delivery))
+        except Exception as unexpected:
+            # Whatever it was, this attempt failed and the next one is due on the schedule.
+            logger.exception("webhook attempt failed unexpectedly")
+            code, error = None, f"internal error ({type(unexpected).__name__})"
         outcome = "delivered" if code is not None and 200 <= code < 300 else "failed"
         if code == 410:
             outcome = "gone"
@@ -55,7 +65,7 @@ def attempt(delivery_id: uuid.UUID) -> None:
             publish_delivery(runtime.publisher, runtime.db, next_delivery.id, countdown=delay)
 
 
-def _claim(runtime: WorkerRuntime, delivery_id: uuid.UUID) -> tuple[WebhookDelivery, str] | None:
+def _claim(runtime: WorkerRuntime, delivery_id: uuid.UUID) -> WebhookDelivery | None:
     """Mark the attempt as in flight so a duplicate message cannot send it twice."""
     in_flight = timedelta(seconds=runtime.settings.WEBHOOK_TIMEOUT_S + 30)
     with runtime.db.session_scope() as session:
@@ -73,56 +83,58 @@ def _claim(runtime: WorkerRuntime, delivery_id: uuid.UUID) -> tuple[WebhookDeliv
             .returning(WebhookDelivery),
             execution_options={"synchronize_session": False, "populate_existing": True},
         ).one_or_none()
-        if delivery is None:
-            return None
-        job = session.get(Job, delivery.job_id)
-        user = session.get(User, job.user_id) if job is not None else None
-        if user is None:
-            return None
-        secret = SecretBox.from_settings(runtime.settings).decrypt(user.webhook_secret_encrypted)
-        session.expunge(delivery)
-    return delivery, secret
+        if delivery is not None:
+            session.expunge(delivery)
+    return delivery
+
+
+def _signing_secrets(runtime: WorkerRuntime, delivery: WebhookDelivery) -> list[str]:
+    """The user's secret, and the previous one while the rotation overlap lasts."""
+    settings = runtime.settings
+    overlap_since = datetime.now(UTC) - timedelta(seconds=settings.WEBHOOK_SECRET_OVERLAP_S)
+    with runtime.db.session_scope() as session:
+        user = session.scalars(
+            select(User).join(Job, Job.user_id == User.id).where(Job.id == delivery.job_id)
+        ).one()
+        secrets = [runtime.box.decrypt(user.webhook_secret_encrypted)]
+        rotated_at = user.webhook_secret_rotated_at
+        previous = user.previous_webhook_secret_encrypted
+        if previous is not None and rotated_at is not None and rotated_at > overlap_since:
+            # An unreadable previous secret (its SECRET_KEY removed) only ends the overlap early.
+            with contextlib.suppress(DecryptionFailed):
+                secrets.append(runtime.box.decrypt(previous))
+    return secrets
 
 
 def _post(
-    runtime: WorkerRuntime, delivery: WebhookDelivery, secret: str
+    runtime: WorkerRuntime, delivery: WebhookDelivery, secrets: list[str]
 ) -> tuple[int | None, str | None]:
-    settings = runtime.settings
+    """One POST under one deadline; the status code, or None and what went wrong."""
+    timeout_s = runtime.settings.WEBHOOK_TIMEOUT_S
+    deadline = webhook_http.Deadline.after(timeout_s)
+    no_answer = f"no answer within {timeout_s:g} s"
     try:
         checked = check_callback_url(
-            delivery.url, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_URLS
+            delivery.url,
+            allow_private=runtime.settings.WEBHOOK_ALLOW_PRIVATE_URLS,
+            timeout_s=deadline.remaining(),
         )
+    except ResolveTimeout:
+        return None, no_answer
     except InvalidCallbackUrl as error:
         return None, f"refused: {error.message}"
     body = json.dumps(delivery.body, separators=(",", ":")).encode()
-    timestamp = int(time.time())
-    headers = signing.headers(secret, delivery.message_id, timestamp, body)
+    headers = signing.headers(secrets, delivery.message_id, int(time.time()), body)
     headers["user-agent"] = "tabpfn-api-webhooks/1"
     try:
-        with httpx.Client(
-            timeout=settings.WEBHOOK_TIMEOUT_S, follow_redirects=False, trust_env=False
-        ) as client:
-            response = client.post(
-                _pinned_url(checked),
-                content=body,
-                headers={**headers, "host": _host_header(checked)},
-                extensions={"sni_hostname": checked.host} if checked.scheme == "https" else {},
-            )
-    except httpx.TimeoutException:
-        return None, f"no answer within {settings.WEBHOOK_TIMEOUT_S:g} s"
-    except httpx.HTTPError as error:
+        code = webhook_http.post(checked, headers, body, deadline)
+    except webhook_http.DeadlinePassed:
+        return None, no_answer
+    except webhook_http.InvalidAnswer as error:
+        return None, f"invalid answer: {error}"
+    except OSError as error:
         return None, f"connection failed ({type(error).__name__})"
-    return response.status_code, None if response.is_success else f"HTTP {response.status_code}"
-
-
-def _pinned_url(checked: CheckedUrl) -> str:
-    """The URL with its host replaced by the checked address (no second DNS lookup)."""
-    return str(httpx.URL(checked.url).copy_with(host=checked.address))
-
-
-def _host_header(checked: CheckedUrl) -> str:
-    default = 443 if checked.scheme == "https" else 80
-    return checked.host if checked.port == default else f"{checked.host}:{checked.port}"
+    return code, None if 200 <= code < 300 else f"HTTP {code}"
 
 
 def _record(

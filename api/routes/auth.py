@@ -128,7 +128,8 @@ def replace_tabpfn_token(
 def rotate_webhook_secret(
     current: CurrentUserDep, context: ContextDep, session: SessionDep
 ) -> WebhookSecretOut:
-    """Replace the webhook signing secret (shown once); later deliveries use the new one."""
+    """Replace the webhook signing secret (shown once). For WEBHOOK_SECRET_OVERLAP_S (default
+    24 h) deliveries carry signatures for the new and the previous secret."""
     secret = accounts.rotate_webhook_secret(context, current.load(session))
     session.commit()
     return WebhookSecretOut(webhook_secret=secret)

@@ -19,6 +19,7 @@ from api.context import AppContext
 from shared.errors import Conflict, NotFound, ServiceUnavailable, TabPFNTokenRejected
 from shared.models import ApiKey, User
 from shared.security import api_keys
+from shared.security.crypto import DecryptionFailed
 from shared.tabpfn.errors import UpstreamError
 from shared.tabpfn.types import TokenStatus
 
@@ -112,6 +113,10 @@ def _refresh_after_rotation(context: AppContext, user: User, token: str) -> None
         user.token_fingerprint = current
         user.tabpfn_token_encrypted = context.box.encrypt(token)
         user.webhook_secret_encrypted = context.box.reencrypt(user.webhook_secret_encrypted)
+        if user.previous_webhook_secret_encrypted is not None:
+            user.previous_webhook_secret_encrypted = context.box.reencrypt(
+                user.previous_webhook_secret_encrypted
+            )
 
 
 def replace_token(session: Session, context: AppContext, user: User, token: str) -> None:
@@ -129,9 +134,17 @@ def replace_token(session: Session, context: AppContext, user: User, token: str)
 
 
 def rotate_webhook_secret(context: AppContext, user: User) -> str:
+    """A new signing secret; the one it replaces keeps signing during the overlap."""
     secret = new_webhook_secret()
+    now = datetime.now(UTC)
+    try:
+        previous: str | None = context.box.reencrypt(user.webhook_secret_encrypted)
+    except DecryptionFailed:  # unreadable (its SECRET_KEY is gone): nothing to overlap with
+        previous = None
+    user.previous_webhook_secret_encrypted = previous
     user.webhook_secret_encrypted = context.box.encrypt(secret)
-    user.updated_at = datetime.now(UTC)
+    user.webhook_secret_rotated_at = now
+    user.updated_at = now
     return secret
 
 

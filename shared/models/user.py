@@ -18,6 +18,10 @@ class User(CreatedAtMixin, Base):
     token_fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
     tabpfn_token_encrypted: Mapped[str] = mapped_column(Text)
     webhook_secret_encrypted: Mapped[str] = mapped_column(Text)
+    # The secret replaced by the last rotation: deliveries are signed with it too for
+    # WEBHOOK_SECRET_OVERLAP_S after `webhook_secret_rotated_at`.
+    previous_webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    webhook_secret_rotated_at: Mapped[datetime | None]
     # The upstream rate-limited this account's token: its due jobs wait until then.
     upstream_parked_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())

@@ -32,6 +32,10 @@ def reencrypt_all(settings: Settings) -> int:
                 token = box.decrypt(user.tabpfn_token_encrypted)
                 user.tabpfn_token_encrypted = box.reencrypt(user.tabpfn_token_encrypted)
                 user.webhook_secret_encrypted = box.reencrypt(user.webhook_secret_encrypted)
+                if user.previous_webhook_secret_encrypted is not None:
+                    user.previous_webhook_secret_encrypted = box.reencrypt(
+                        user.previous_webhook_secret_encrypted
+                    )
                 user.token_fingerprint = box.fingerprint(token)
                 changed += 1
     finally:

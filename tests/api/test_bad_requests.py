@@ -81,6 +81,16 @@ def post_fit(body: Any, *, raw: bytes | None = None, headers: dict[str, str] | N
     return send
 
 
+def post_fit_strict(body: Any) -> Send:
+    """As post_fit, to an app that refuses private callback URLs (the session's allows them)."""
+
+    def send(client: TestClient, world: World) -> httpx.Response:
+        strict: TestClient = world.__dict__["strict"]
+        return strict.post("/api/v1/models/fit", json=body, headers=world.owner.headers)
+
+    return send
+
+
 def fit_body(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "features": [[1.0, "a"], [2.0, "b"], [3.0, "a"]],
@@ -303,6 +313,43 @@ CASES: list[tuple[str, Send, int, str, str]] = [
         "INVALID_CALLBACK_URL",
         "http",
     ),
+    (
+        "a line break in callback_url",
+        post_fit(fit_body(callback_url="http://127.0.0.1:9/ho\nok")),
+        400,
+        "INVALID_CALLBACK_URL",
+        "control characters",
+    ),
+    (
+        "a control character in callback_url",
+        post_fit(fit_body(callback_url="http://127.0.0.1:9/hook\u0001")),
+        400,
+        "INVALID_CALLBACK_URL",
+        "control characters",
+    ),
+    (
+        "an unclosed IPv6 bracket in callback_url",
+        post_fit(fit_body(callback_url="http://[::1/")),
+        400,
+        "INVALID_CALLBACK_URL",
+        "not a valid URL",
+    ),
+    *[
+        (
+            f"an IPv6 callback_url embedding IPv4 ({form})",
+            post_fit_strict(fit_body(callback_url=url)),
+            400,
+            "INVALID_CALLBACK_URL",
+            "IPv4",
+        )
+        for form, url in [
+            ("NAT64", "http://[64:ff9b::808:808]/hook"),
+            ("6to4", "http://[2002:808:808::1]/hook"),
+            ("Teredo", "http://[2001:0:4136:e378:8000:63bf:f7f7:f7f7]/hook"),
+            ("IPv4-compatible", "http://[::8.8.8.8]/hook"),
+            ("SIIT", "http://[::ffff:0:8.8.8.8]/hook"),
+        ]
+    ],
     (
         "more columns than TabPFN allows",
         with_standin_limits({"max_cols": 1}, fit_body()),
@@ -563,8 +610,24 @@ CASES: list[tuple[str, Send, int, str, str]] = [
 
 
 @pytest.fixture(scope="module")
-def world_with_standin(world: World, standin: StandinProcess) -> World:
+def strict_client(settings: Settings) -> Iterator[TestClient]:
+    """The session's database with WEBHOOK_ALLOW_PRIVATE_URLS=false."""
+    app = create_app(
+        make_settings(
+            DATABASE_URL=settings.DATABASE_URL,
+            REDIS_URL=settings.REDIS_URL,
+            TABPFN_API_URL=settings.TABPFN_API_URL,
+            WEBHOOK_ALLOW_PRIVATE_URLS=False,
+        )
+    )
+    yield TestClient(app, client=("198.51.100.2", 1))
+    app.state.context.close()
+
+
+@pytest.fixture(scope="module")
+def world_with_standin(world: World, standin: StandinProcess, strict_client: TestClient) -> World:
     world.__dict__["standin"] = standin
+    world.__dict__["strict"] = strict_client
     return world
 
 

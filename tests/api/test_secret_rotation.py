@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from shared.config import Settings
 from shared.security.crypto import SecretBox
+from tests.support import secrets as secret_registry
 from tests.support.builders import register
 from tests.support.processes import BIN, ROOT, child_env
 from tests.support.servers import PostgresServer
@@ -33,6 +34,12 @@ def test_rotation_keeps_everything_readable_and_reencrypt_moves_rows(
     before = create_app(make_settings(SECRET_KEY=old_secret, **common))
     try:
         accounts = [register(TestClient(before)) for _ in range(3)]
+        # A webhook secret rotated under the old SECRET_KEY: its previous secret moves too.
+        rotation = TestClient(before).post(
+            "/api/v1/auth/webhook-secret", headers=accounts[0].headers
+        )
+        assert rotation.status_code == 201
+        secret_registry.remember(rotation.json()["webhook_secret"], "webhook secret")
     finally:
         before.state.context.close()
 
@@ -69,16 +76,20 @@ def test_rotation_keeps_everything_readable_and_reencrypt_moves_rows(
             rows = connection.execute(
                 sa.text(
                     "SELECT id, token_fingerprint, tabpfn_token_encrypted, "
-                    "webhook_secret_encrypted FROM users"
+                    "webhook_secret_encrypted, previous_webhook_secret_encrypted FROM users"
                 )
             ).all()
     finally:
         engine.dispose()
     tokens = {a.user_id: a.token for a in accounts}
-    for user_id, fingerprint, token_encrypted, secret_encrypted in rows:
+    for user_id, fingerprint, token_encrypted, secret_encrypted, previous_encrypted in rows:
         assert only_new.decrypt(token_encrypted) == tokens[str(user_id)]
         assert only_new.decrypt(secret_encrypted).startswith("whsec_")
         assert fingerprint == only_new.fingerprint(tokens[str(user_id)])
+        if str(user_id) == accounts[0].user_id:
+            assert only_new.decrypt(previous_encrypted) == accounts[0].webhook_secret
+        else:
+            assert previous_encrypted is None
 
     # Without the fallback: tokens decrypt and users are found; keys used during the
     # rotation window were re-hashed under the new pepper and keep working.

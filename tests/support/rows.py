@@ -42,13 +42,13 @@ def db(unit_db: Database) -> Database:
 
 
 def add_user(session: Session, **values: Any) -> User:
-    user = User(
-        id=uuid.uuid4(),
-        token_fingerprint=uuid.uuid4().hex,
-        tabpfn_token_encrypted="not-used",
-        webhook_secret_encrypted="not-used",
-        **values,
-    )
+    row: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "token_fingerprint": uuid.uuid4().hex,
+        "tabpfn_token_encrypted": "not-used",
+        "webhook_secret_encrypted": "not-used",
+    }
+    user = User(**{**row, **values})
     session.add(user)
     session.flush()
     return user

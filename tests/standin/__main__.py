@@ -8,7 +8,13 @@ import sys
 from types import FrameType
 from typing import Any
 
-from .config import DEFAULT_LIMITS, FIT_MODES, ConfigError, StandinConfig
+from .config import (
+    DEFAULT_LIMITS,
+    DEFAULT_THINKING_FIT_DELAY_S,
+    FIT_MODES,
+    ConfigError,
+    StandinConfig,
+)
 from .server import make_server
 
 # Shorthand flags for the limits tests tighten most often; --limit NAME=VALUE covers the rest.
@@ -33,6 +39,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--fit-mode", choices=FIT_MODES, default="sync")
     p.add_argument("--usage-limit", type=int, default=-1, help="-1 is unlimited")
+    p.add_argument(
+        "--thinking-fit-delay-s",
+        type=float,
+        default=DEFAULT_THINKING_FIT_DELAY_S,
+        help="added to a Thinking fit, capped by its timeout_secs",
+    )
+    p.add_argument(
+        "--thinking-fit-quota", type=int, default=-1, help="Thinking fits per token, -1 unlimited"
+    )
     for flag, name in LIMIT_FLAGS.items():
         p.add_argument(f"--{flag.replace('_', '-')}", type=int, dest=flag, help=name)
     p.add_argument(
@@ -65,6 +80,8 @@ def _config(args: argparse.Namespace) -> StandinConfig:
             "fit_poll_hint_s": args.fit_poll_hint_s,
             "fit_mode": args.fit_mode,
             "usage_limit": args.usage_limit,
+            "thinking_fit_delay_s": args.thinking_fit_delay_s,
+            "thinking_fit_quota": args.thinking_fit_quota,
             "limits": limits,
         }
     )

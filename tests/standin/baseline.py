@@ -75,12 +75,19 @@ class BaselineModel:
     """A fitted baseline whose `predict` returns exactly the JSON values the stand-in serves."""
 
     def __init__(
-        self, task: str, pipeline: Any, numeric: list[bool], resid_std: float = 0.0
+        self,
+        task: str,
+        pipeline: Any,
+        numeric: list[bool],
+        resid_std: float = 0.0,
+        target_range: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         self.task = task
         self.pipeline = pipeline
         self.numeric = numeric
         self.resid_std = resid_std
+        # (min, max) of the train targets: the "full" output's bar grid is fixed by them.
+        self.target_range = target_range
 
     @property
     def n_features(self) -> int:
@@ -134,12 +141,16 @@ class BaselineModel:
         return {"quantiles": [_floats(row) for row in self._quantiles(mean, qs)]}
 
     def _bars(self, mean: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Bar borders and per-row log-mass of a Gaussian; zero mass gives -inf, sent as null."""
+        """Bar borders and per-row log-mass of a Gaussian; zero mass gives -inf, sent as null.
+
+        Like TabPFN's bar distribution, the borders belong to the fitted model (here: the
+        train targets' range), not to the test rows, so the client can merge the "full"
+        outputs of split requests; the outer bars take the tails, so each row's mass is 1."""
         std = max(self.resid_std, 1e-6)
-        lo = float(mean.min(initial=0.0)) - 6 * std
-        hi = float(mean.max(initial=0.0)) + 6 * std
-        borders = np.linspace(lo, hi, FULL_OUTPUT_BARS + 1)
+        low, high = self.target_range
+        borders = np.linspace(low - 3 * std, high + 3 * std, FULL_OUTPUT_BARS + 1)
         cdf = np.asarray(norm.cdf((borders[None, :] - mean[:, None]) / std), dtype=float)
+        cdf[:, 0], cdf[:, -1] = 0.0, 1.0
         mass = np.diff(cdf, axis=1)
         with np.errstate(divide="ignore"):
             logits = np.log(np.clip(mass, 0.0, None))
@@ -202,4 +213,10 @@ def fit_baseline(
     pipeline = Pipeline([("prep", _preprocessor(numeric)), ("model", Ridge(alpha=1.0))])
     pipeline.fit(xp, y_num)
     resid = y_num - np.asarray(pipeline.predict(xp), dtype=float)
-    return BaselineModel(task, pipeline, numeric, resid_std=float(np.std(resid)))
+    return BaselineModel(
+        task,
+        pipeline,
+        numeric,
+        resid_std=float(np.std(resid)),
+        target_range=(float(y_num.min()), float(y_num.max())),
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +35,10 @@ FIT_MODES: tuple[FitMode, ...] = ("sync", "pending")
 FIT_PATHS = frozenset({"/tabpfn/fit", "/tabpfn/submit_fit_job"})
 # tabpfn-client floors the hint at 0.3 s; the stand-in's default is that floor.
 DEFAULT_FIT_POLL_HINT_S = 0.3
+# A Thinking fit searches for longer than a standard one; the stand-in adds this much.
+DEFAULT_THINKING_FIT_DELAY_S = 2.0
+# The largest thinking_config.timeout_secs accepted (the budget the service issue names).
+DEFAULT_THINKING_MAX_TIMEOUT_S = 2400.0
 PREDICT_PATHS = frozenset({"/tabpfn/predict"})
 
 
@@ -99,6 +103,12 @@ class StandinConfig:
     rate_limit: RateLimit | None = None
     # Seconds added to every request of a path (a hanging service, e.g. {"/protected/": 30}).
     path_delays: Mapping[str, float] = field(default_factory=dict)
+    # Added to a Thinking fit's delay, capped by its thinking_config.timeout_secs.
+    thinking_fit_delay_s: float = DEFAULT_THINKING_FIT_DELAY_S
+    # Thinking fits each token may start before a 429 (-1 is unlimited), like the hosted
+    # service's monthly thinking-fit pool.
+    thinking_fit_quota: int = -1
+    thinking_max_timeout_s: float = DEFAULT_THINKING_MAX_TIMEOUT_S
 
     def to_json(self) -> dict[str, Any]:
         """JSON form as served by the admin routes."""
@@ -115,6 +125,9 @@ class StandinConfig:
             "fit_poll_hint_s": self.fit_poll_hint_s,
             "rate_limit": self.rate_limit.to_json() if self.rate_limit else None,
             "path_delays": dict(self.path_delays),
+            "thinking_fit_delay_s": self.thinking_fit_delay_s,
+            "thinking_fit_quota": self.thinking_fit_quota,
+            "thinking_max_timeout_s": self.thinking_max_timeout_s,
         }
 
     def updated(self, update: Mapping[str, Any]) -> StandinConfig:
@@ -122,14 +135,11 @@ class StandinConfig:
         unknown = set(update) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise ConfigError(f"Unknown config field(s): {sorted(unknown)}")
-        changes: dict[str, Any] = {}
-        for name in ("latency_ms", "fit_delay_s", "predict_delay_s", "fit_poll_hint_s"):
-            if name in update:
-                changes[name] = _non_negative_number(name, update[name])
-        if "chunks" in update:
-            changes["chunks"] = _int_in(update["chunks"], "chunks", 1, 10_000)
-        if "usage_limit" in update:
-            changes["usage_limit"] = _int_in(update["usage_limit"], "usage_limit", -1, None)
+        changes: dict[str, Any] = {
+            name: check(name, update[name])
+            for name, check in SCALAR_FIELDS.items()
+            if name in update
+        }
         if "fit_mode" in update:
             mode = update["fit_mode"]
             if mode not in FIT_MODES:
@@ -152,6 +162,31 @@ def _non_negative_number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ConfigError(f"{name} must be a non-negative number")
     return float(value)
+
+
+def _positive_number(name: str, value: Any) -> float:
+    number = _non_negative_number(name, value)
+    if number <= 0:
+        raise ConfigError(f"{name} must be a positive number")
+    return number
+
+
+def _unlimited_or_count(name: str, value: Any) -> int:
+    return _int_in(value, name, -1, None)
+
+
+# Fields whose update is one value checked on its own; the rest are checked in `updated`.
+SCALAR_FIELDS: Mapping[str, Callable[[str, Any], Any]] = {
+    "latency_ms": _non_negative_number,
+    "fit_delay_s": _non_negative_number,
+    "predict_delay_s": _non_negative_number,
+    "fit_poll_hint_s": _non_negative_number,
+    "thinking_fit_delay_s": _non_negative_number,
+    "thinking_max_timeout_s": _positive_number,
+    "chunks": lambda name, value: _int_in(value, name, 1, 10_000),
+    "usage_limit": _unlimited_or_count,
+    "thinking_fit_quota": _unlimited_or_count,
+}
 
 
 def _int_in(value: Any, name: str, low: int, high: int | None) -> int:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import account, admin, inference, uploads
+from . import account, admin, fitting, predicting, uploads
 from .context import Context
 from .faults import Op, authenticate, request_latency
 from .wire import HTTPFail, Request, Response, error
@@ -32,13 +32,13 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/tabpfn/prepare_train_set_upload"): Route(
         uploads.prepare_train_set_upload, "prepare", auth=True
     ),
-    ("POST", "/tabpfn/fit"): Route(inference.fit, "fit", auth=True),
-    ("POST", "/tabpfn/submit_fit_job"): Route(inference.submit_fit_job, "submit", auth=True),
-    ("POST", "/tabpfn/get_fit_status"): Route(inference.get_fit_status, "status", auth=True),
+    ("POST", "/tabpfn/fit"): Route(fitting.fit, "fit", auth=True),
+    ("POST", "/tabpfn/submit_fit_job"): Route(fitting.submit_fit_job, "submit", auth=True),
+    ("POST", "/tabpfn/get_fit_status"): Route(fitting.get_fit_status, "status", auth=True),
     ("POST", "/tabpfn/prepare_test_set_upload"): Route(
         uploads.prepare_test_set_upload, "prepare", auth=True
     ),
-    ("POST", "/tabpfn/predict"): Route(inference.predict, "predict", auth=True),
+    ("POST", "/tabpfn/predict"): Route(predicting.predict, "predict", auth=True),
     ("POST", "/get_api_usage/"): Route(account.get_api_usage, "auth", auth=True),
     ("POST", "/tabpfn/estimate_cost"): Route(account.estimate_cost, "auth", auth=True),
     ("DELETE", "/delete_dataset/"): Route(account.delete_dataset, "auth", auth=True),

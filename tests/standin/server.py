@@ -197,6 +197,18 @@ class StandinHandle:
         """The fit log, as GET /_fits returns it."""
         return self.ctx.store.fits()
 
+    def predicts(self, since: int = 0) -> list[dict[str, Any]]:
+        """The predict log, as GET /_predicts returns it."""
+        return self.ctx.store.predict_log.entries(since)
+
+    def clear_predicts(self) -> None:
+        """Empty the predict log, as DELETE /_predicts does."""
+        self.ctx.store.predict_log.clear()
+
+    def forget_fits(self, token_id: str | None = None) -> list[str]:
+        """Lose the fitted sets (all, or one token id's), as DELETE /_admin/fits does."""
+        return self.ctx.store.forget_fits(token_id)
+
     def clear_calls(self) -> None:
         """Empty the request log."""
         self.ctx.store.clear_calls()
@@ -210,7 +222,7 @@ class StandinHandle:
         return self.ctx.config.reset().to_json()
 
     def reset_state(self) -> None:
-        """Forget all datasets, usage, flaky counters and the log, as DELETE /_admin/state does."""
+        """Forget all datasets, usage, flaky counters and logs, as DELETE /_admin/state does."""
         self.ctx.store.reset()
         self.ctx.faults.reset()
 

@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .baseline import BaselineModel
+from .options import FitOptions
+from .predictlog import PredictLog
 
 FitState = Literal["pending", "completed", "failed"]
-# The request log keeps the newest entries only, so long benchmark runs stay bounded.
+# The request and fit logs keep the newest entries only, so long benchmark runs stay bounded.
 MAX_CALLS = 100_000
+MAX_FITS = 100_000
 
 
 @dataclass
@@ -47,13 +50,13 @@ class Upload:
 
 @dataclass
 class FittedSet:
-    """A fit job and, once it completed, the baseline model it produced."""
+    """A fit job, what it asked for and, once it completed, the baseline model it produced."""
 
     id: str
     owner: str
     upload_id: str
-    task: str
-    # "sync" (POST /tabpfn/fit) or "async" (POST /tabpfn/submit_fit_job)
+    options: FitOptions
+    # "sync" (POST /tabpfn/fit, even when it answered pending) or "async" (submit_fit_job)
     mode: str = "sync"
     created: float = field(default_factory=time.monotonic)
     created_wall: float = field(default_factory=time.time)
@@ -61,11 +64,22 @@ class FittedSet:
     finished: float | None = None
     model: BaselineModel | None = None
     n_train_rows: int = 0
+    n_train_cols: int = 0
     error: str | None = None
     error_code: str | None = None
     # Pending polls still owed before a finished fit may report it: the pending fit mode
     # promises that get_fit_status answers "pending" at least once.
     pending_polls_owed: int = 0
+    # Where the fit's time went: loading and fitting the baseline, then the simulated upstream
+    # work (fit delay plus a Thinking fit's search), in seconds.
+    transform_s: float | None = None
+    work_s: float | None = None
+    thinking_s: float | None = None
+
+    @property
+    def task(self) -> str:
+        """ "classification" or "regression"."""
+        return self.options.task
 
     def to_json(self) -> dict[str, Any]:
         """One fit-log entry, as GET /_fits returns it (wall-clock times, seconds)."""
@@ -79,12 +93,28 @@ class FittedSet:
             "status": self.status,
             "submitted": self.created_wall,
             "finished": finished_wall,
+            **self.options.to_json(),
+            "train_rows": self.n_train_rows or None,
+            "train_cols": self.n_train_cols or None,
+            "thinking_s": self.thinking_s,
+            "error_code": self.error_code,
         }
 
     def elapsed(self) -> float:
         """Seconds from submission to completion, or to now while pending."""
         end = self.finished if self.finished is not None else time.monotonic()
         return round(end - self.created, 6)
+
+    def timings(self) -> dict[str, Any]:
+        """FitTimings: elapsed so far, and once completed the stages it went through."""
+        if self.status != "completed":
+            return {"elapsed_s": self.elapsed()}
+        return {
+            "elapsed_s": self.elapsed(),
+            "queue_wait_s": 0.0,
+            "train_set_transform_s": round(self.transform_s or 0.0, 6),
+            "fit_s": round(self.work_s or 0.0, 6),
+        }
 
 
 @dataclass
@@ -115,8 +145,13 @@ class Store:
         # (train upload id, task) -> (fitted baseline, rows, cols, classes)
         self.baselines: dict[tuple[str, str], tuple[BaselineModel, int, int, int]] = {}
         self.baseline_locks: dict[tuple[str, str], threading.Lock] = {}
+        # owner -> Thinking fits charged against the thinking-fit quota
+        self.thinking_fits: dict[str, int] = {}
         self._calls: list[Call] = []
         self._next_seq = 1
+        # Every fit job in submission order, kept when its fitted set is deleted or forgotten.
+        self._fit_log: list[FittedSet] = []
+        self.predict_log = PredictLog()
 
     def reset(self) -> None:
         """Forget every upload, fitted set, usage count and log entry."""
@@ -128,7 +163,10 @@ class Store:
             self.usage.clear()
             self.baselines.clear()
             self.baseline_locks.clear()
+            self.thinking_fits.clear()
             self._calls.clear()
+            self._fit_log.clear()
+            self.predict_log.clear()
 
     # --- uploads -------------------------------------------------------------------------
     def add_upload(self, upload: Upload) -> None:
@@ -175,9 +213,24 @@ class Store:
             return fitted if fitted is not None and fitted.owner == owner else None
 
     def add_fitted(self, fitted: FittedSet) -> None:
-        """Register a new fit job."""
+        """Register a new fit job and append it to the fit log."""
         with self.lock:
             self.fitted[fitted.id] = fitted
+            self._fit_log.append(fitted)
+            if len(self._fit_log) > MAX_FITS:
+                del self._fit_log[: MAX_FITS // 10]
+
+    def forget_fits(self, owner: str | None = None) -> list[str]:
+        """Lose every fitted set (of `owner`, or of everyone) as a restarted upstream would.
+
+        Test uploads bound to those fits go with them; train uploads, usage and the logs stay,
+        so the same data can be fitted again and tests can still count what happened."""
+        with self.lock:
+            ids = [f.id for f in self.fitted.values() if owner is None or f.owner == owner]
+            gone = set(ids)
+            tests = [u.id for u in self.uploads.values() if u.fitted_id in gone]
+            self._forget(ids + tests)
+            return ids
 
     def delete(self, uid: str, owner: str) -> list[str]:
         """Delete a dataset or fitted set of `owner` with everything derived from it."""
@@ -214,6 +267,20 @@ class Store:
         return ids
 
     # --- usage ---------------------------------------------------------------------------
+    def reserve_thinking_fit(self, owner: str, quota: int) -> int | None:
+        """Charge one Thinking fit; None (nothing charged) when `quota` (-1: none) is used up."""
+        with self.lock:
+            used = self.thinking_fits.get(owner, 0)
+            if 0 <= quota <= used:
+                return None
+            self.thinking_fits[owner] = used + 1
+            return used + 1
+
+    def refund_thinking_fit(self, owner: str) -> None:
+        """Give back the charge of a Thinking fit that failed."""
+        with self.lock:
+            self.thinking_fits[owner] = max(0, self.thinking_fits.get(owner, 0) - 1)
+
     def add_usage(self, owner: str, amount: int) -> None:
         """Meter a fit or predict, in cells."""
         with self.lock:
@@ -264,9 +331,13 @@ class Store:
             ]
 
     def fits(self) -> list[dict[str, Any]]:
-        """Every fit this stand-in ran or is running, oldest first (the fit log)."""
+        """Every fit this stand-in ran or is running, oldest first (the fit log); `forgotten`
+        marks fits whose fitted set is gone (deleted, or lost through DELETE /_admin/fits)."""
         with self.lock:
-            return [f.to_json() for f in sorted(self.fitted.values(), key=lambda f: f.created)]
+            return [
+                {**f.to_json(), "forgotten": f.id not in self.fitted}
+                for f in sorted(self._fit_log, key=lambda f: f.created)
+            ]
 
     def clear_calls(self) -> None:
         """Empty the log; sequence numbers keep increasing so `since` stays meaningful."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import time
 from typing import Any
+
+import pandas as pd
 
 from .context import Context
 from .state import FileSlot, Upload
@@ -24,6 +27,14 @@ STORAGE_PREFIX = "/_storage/"
 URL_TTL_S = 3600.0
 TRAIN_FILES = ("x_train", "y_train")
 TEST_FILES = ("x_test",)
+
+
+def read_parquet(data: bytes, what: str) -> pd.DataFrame:
+    """An uploaded file as a frame, or 400 INVALID_INPUT when it is not readable parquet."""
+    try:
+        return pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:
+        raise invalid_input(f"{what} is not a readable parquet file") from exc
 
 
 def _file_hash(body: dict[str, Any], name: str) -> str | None:

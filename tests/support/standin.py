@@ -47,7 +47,8 @@ class StandinProcess:
         return calls
 
     def fits(self) -> list[dict[str, Any]]:
-        """The fit log: every fit the stand-in ran, with its owner's token id and times."""
+        """The fit log: every fit the stand-in ran, with its owner's token id, times, and what
+        it asked for (task, tabpfn_config, tabpfn_systems, thinking_config, text_handling)."""
         response = self.admin.get("/_fits")
         response.raise_for_status()
         fits: list[dict[str, Any]] = response.json()["fits"]
@@ -56,6 +57,27 @@ class StandinProcess:
     def fits_of(self, token: str) -> list[dict[str, Any]]:
         mine = token_id(token)
         return [f for f in self.fits() if f["token_id"] == mine]
+
+    def predicts(self, since: int = 0) -> list[dict[str, Any]]:
+        """The predict log: shape, output options, tabpfn_config, execution mode and cache
+        outcome of every predict that reached a fitted model, oldest first."""
+        response = self.admin.get("/_predicts", params={"since": since})
+        response.raise_for_status()
+        predicts: list[dict[str, Any]] = response.json()["predicts"]
+        return predicts
+
+    def predicts_of(self, token: str) -> list[dict[str, Any]]:
+        mine = token_id(token)
+        return [p for p in self.predicts() if p["token_id"] == mine]
+
+    def forget_fits(self, token: str | None = None) -> list[str]:
+        """Make the stand-in lose its fitted sets (only `token`'s when given), as after an
+        upstream restart: predicts on them then fail with FittedModelNotFoundError."""
+        params = {"token_id": token_id(token)} if token is not None else {}
+        response = self.admin.delete("/_admin/fits", params=params)
+        response.raise_for_status()
+        forgotten: list[str] = response.json()["forgotten_fitted_train_set_ids"]
+        return forgotten
 
     def last_seq(self) -> int:
         calls = self.calls()

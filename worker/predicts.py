@@ -129,9 +129,12 @@ def _split(
         parts = parquet.split(data, [(chunk.start, chunk.stop) for chunk in plan])
         del data
         with runtime.db.session_scope() as session:
+            payloads = [new_payload(job.user_id, PayloadKind.PREDICT_INPUT, part) for part in parts]
+            session.add_all(payloads)
+            session.flush()  # no ORM relationship orders these inserts before the jobs'
             children = [
-                _chunk_job(session, job, chunk, part)
-                for chunk, part in zip(plan, parts, strict=True)
+                _chunk_job(session, job, chunk, payload.id)
+                for chunk, payload in zip(plan, payloads, strict=True)
             ]
             session.flush()
             waiting = transitions.await_chunks(
@@ -147,18 +150,16 @@ def _split(
 
 
 def _chunk_job(
-    session: Session, parent: Job, chunk: chunks.Chunk, part: parquet.Encoded
+    session: Session, parent: Job, chunk: chunks.Chunk, payload_id: uuid.UUID
 ) -> uuid.UUID:
-    """One chunk's rows and its job; it takes its parent's place in the user's queue."""
-    payload = new_payload(parent.user_id, PayloadKind.PREDICT_INPUT, part)
-    session.add(payload)
+    """One chunk's job; it takes its parent's place in the user's queue."""
     child = Job(
         id=uuid.uuid4(),
         user_id=parent.user_id,
         kind=JobKind.PREDICT,
         status=JobStatus.QUEUED,
         model_id=parent.model_id,
-        input_payload_id=payload.id,
+        input_payload_id=payload_id,
         params={
             **parent.params,
             "rows": [chunk.start, chunk.stop],

@@ -17,7 +17,7 @@ from api.context import AppContext
 from api.errors import register_error_handlers
 from api.middleware import RequestContextMiddleware
 from api.routes import auth, jobs, meta, metrics, models, usage, users
-from api.schemas.jobs import FitBody, PredictBody
+from api.schemas.jobs import FitBody, PredictBody, RefitBody
 from shared.config import Settings, get_settings
 from shared.logs import setup_logging
 from shared.metrics import observe_request
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     for router in (auth.router, users.router, models.router, jobs.router, usage.router):
         app.include_router(router)
-    openapi.install(app, [FitBody, PredictBody])
+    openapi.install(app, [FitBody, PredictBody, RefitBody])
     return app
 
 

@@ -36,6 +36,18 @@ def request_body(json_model: type[BaseModel], form_fields: dict[str, str]) -> di
     }
 
 
+def json_body(json_model: type[BaseModel], *, required: bool) -> dict[str, Any]:
+    """`openapi_extra` documenting a JSON-only body (optional when `required` is False)."""
+    return {
+        "requestBody": {
+            "required": required,
+            "content": {
+                "application/json": {"schema": {"$ref": REF.format(model=json_model.__name__)}}
+            },
+        }
+    }
+
+
 def install(app: FastAPI, models: list[type[BaseModel]]) -> None:
     """Generate the schema once, with `models` added to its components."""
 

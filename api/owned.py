@@ -20,7 +20,8 @@ def _owned(
 ) -> OwnedT:
     found = session.get(kind, object_id)
     noun = "job" if kind is Job else "model"
-    if found is None:
+    # A large prediction's chunks are the service's own jobs, not the user's.
+    if found is None or (isinstance(found, Job) and found.parent_job_id is not None):
         raise NotFound(f"No {noun} with id {object_id}.")
     if found.user_id != current.id:
         raise Forbidden(f"The {noun} {object_id} belongs to another user.")

@@ -162,6 +162,35 @@ def _capacity(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _depth(data: dict[str, Any]) -> list[str]:
+    ratio_met = data["ratio"] <= data["target_ratio"]
+    return [
+        "## Large predictions in chunks, and the prediction cache",
+        "",
+        f"The stand-in takes at most {data['limit']:,} test rows per request and answers each",
+        f"request after {data['latency_s']} s. A {data['rows']:,}-row prediction (20 columns,",
+        "probabilities) through the service — submit the JSON body, poll every 50 ms until",
+        "`succeeded`, download the result — against the unmodified tabpfn-client sending the same",
+        f"rows as {data['rows'] // data['limit']} requests one after another (what its users do",
+        f"today). Median of {data['repeats']} runs, each with a fresh user and fresh rows; the",
+        "service runs one worker with 2 processes.",
+        "",
+        "| | seconds | ratio |",
+        "| --- | --- | --- |",
+        f"| direct client, chunks in turn (baseline) | {data['direct_sequential_s']} | 1 |",
+        f"| service, chunks split and run concurrently | {data['service_s']} | {data['ratio']} |",
+        f"| service, the same prediction again (cached) | {data['cached_s']} | "
+        f"{round(data['cached_s'] / data['direct_sequential_s'], 3)} |",
+        "",
+        f"Target ≤ {data['target_ratio']}× the direct time: {_verdict(ratio_met)}.",
+        "",
+        f"Cached against uncached at {data['small_rows']:,} rows (one upstream request): "
+        f"{data['small_uncached_s']} s uncached, {data['small_cached_s']} s cached; at "
+        f"{data['rows']:,} rows: {data['service_s']} s uncached, {data['cached_s']} s cached.",
+        "",
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     machine = results.get("machine", {})
     lines = [
@@ -276,5 +305,7 @@ def render(results: dict[str, Any]) -> str:
         ]
     if "capacity" in results:
         lines += _capacity(results["capacity"])
+    if "depth" in results:
+        lines += _depth(results["depth"])
     lines.append(ANALYSIS)
     return "\n".join(lines).rstrip() + "\n"

@@ -11,6 +11,10 @@ A fit job passes through worker slots twice or more, briefly each time:
 2. **check**: one status request. Still pending: the slot is given back and the job waits,
    holding no slot, until the next check is due. Done: the job succeeds or fails.
 
+A fit whose data, task and options equal those of an earlier ready model of the user,
+fitted under the token the user holds now, is not fitted at all: it takes over that
+model's upstream fit (`shared.jobs.reuse`) and succeeds at once, marked `reused_from`.
+
 The first check comes `_FIRST_CHECK_S` after the submit (tabpfn-client's floor for the
 service's hint: asking at once would nearly always hear "pending"). Later checks follow
 the upstream's `retry_in_secs` hint, never sooner; a fit that has been
@@ -24,18 +28,21 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from shared import metrics
-from shared.jobs import transitions
+from shared.jobs import reuse, transitions
 from shared.jobs.failure import Failure
-from shared.models import Job, JobErrorCode, Task
+from shared.models import Job, JobErrorCode, JobPhase, Model, Task, User
 from shared.tabpfn.config import TabPFNConfig
 from shared.tabpfn.errors import FittedModelNotFound, RateLimited, UpstreamError
 from shared.tabpfn.types import FitState
 from worker import inputs, outcomes
 from worker.leases import HeldLease
+from worker.progress import PhaseReporter
 from worker.runtime import WorkerRuntime
 
 logger = logging.getLogger(__name__)
@@ -50,30 +57,110 @@ def next_check_in(hint_s: float, waited_s: float) -> float:
     return max(hint_s, min(waited_s * _WAITED_FRACTION, _MAX_CHECK_INTERVAL_S))
 
 
+def options_of(job: Job, model: Model) -> dict[str, Any]:
+    """The TabPFN options this fit runs with: a refit's own, else the model's."""
+    config = job.params.get("config")
+    return dict(config) if config is not None else dict(model.config)
+
+
+def _summary(model: Model, train_set_uid: str) -> dict[str, Any]:
+    return {
+        "train_set_uid": train_set_uid,
+        "n_samples": model.n_samples,
+        "n_features": model.n_features,
+        "classes": model.classes,
+    }
+
+
 def submit(runtime: WorkerRuntime, job: Job, lease: HeldLease) -> None:
-    """Upload and submit the fit, then record its upstream id and give the slot up."""
+    """Reuse an identical earlier fit, or upload and submit this one, then record its
+    upstream id and give the slot up."""
+    if _reused(runtime, job, lease):
+        return
     cost = inputs.cost_of(runtime, job)
     with runtime.budget.reserve(cost):
         loaded = inputs.load(runtime, job, cost)
-        config = TabPFNConfig.model_validate(loaded.model.config)
+        config = TabPFNConfig.model_validate(options_of(job, loaded.model))
         if not lease.start_call():  # canceled, taken over or handed back: not ours to run
             logger.info("lease lost before the upstream call; not calling it")
             return
+        # `fitting` is written with the submission's record, right after the call.
+        reporter = PhaseReporter(
+            runtime, job, lease, current=JobPhase.UPLOADING, skip=frozenset({JobPhase.FITTING})
+        )
         started = time.monotonic()
         submitted = runtime.upstream.submit_fit(
-            loaded.token, loaded.features, loaded.target, Task(loaded.model.task), config
+            loaded.token,
+            loaded.features,
+            loaded.target,
+            Task(loaded.model.task),
+            config,
+            on_phase=reporter,
         )
         metrics.upstream_call("submit_fit", time.monotonic() - started, None)
+        fingerprint = loaded.account.fingerprint
         del loaded
-    recorded = _record_submitted(runtime, job, lease, submitted.fit_id, submitted.trace_id)
+    recorded = _record_submitted(
+        runtime,
+        job,
+        lease,
+        fit_id=submitted.fit_id,
+        trace_id=submitted.trace_id,
+        token_fingerprint=fingerprint,
+    )
     if not recorded:
         logger.info("job canceled or taken over after its fit was submitted; not waiting on it")
         return
     logger.info("fit submitted upstream as %s", submitted.fit_id)
 
 
+def _reused(runtime: WorkerRuntime, job: Job, lease: HeldLease) -> bool:
+    """Succeed at once on an identical earlier fit of the user, when there is one."""
+    key = job.params.get("fit_key")
+    if not key or job.params.get("reuse") is False:
+        return False
+    with runtime.db.session_scope() as session:
+        fingerprint = session.scalar(select(User.token_fingerprint).where(User.id == job.user_id))
+        model = session.get(Model, job.model_id) if job.model_id else None
+        if fingerprint is None or model is None:
+            raise inputs.ModelGone
+        source = reuse.reusable_model(
+            session,
+            user_id=job.user_id,
+            key=key,
+            token_fingerprint=fingerprint,
+            exclude_model_id=job.model_id,
+        )
+        if source is None or source.train_set_uid is None:
+            return False
+        fit_id, source_id = source.train_set_uid, source.id
+        result = {**_summary(model, fit_id), "reused_from": str(source_id)}
+    logger.info("fit reuses the upstream fit of model %s; no upstream call", source_id)
+    outcomes.succeed(
+        runtime,
+        job,
+        lease,
+        result=result,
+        trace_id=None,
+        upstream=None,
+        fit=transitions.FitFacts(
+            train_set_uid=fit_id,
+            fit_key=key,
+            token_fingerprint=fingerprint,
+            config=job.params.get("config"),
+        ),
+    )
+    return True
+
+
 def _record_submitted(
-    runtime: WorkerRuntime, job: Job, lease: HeldLease, fit_id: str, trace_id: str
+    runtime: WorkerRuntime,
+    job: Job,
+    lease: HeldLease,
+    *,
+    fit_id: str,
+    trace_id: str,
+    token_fingerprint: str,
 ) -> bool:
     """Commit the upstream fit id, retrying through a database blip while the lease lasts:
     losing the id would make the next attempt fit again."""
@@ -88,6 +175,7 @@ def _record_submitted(
                     upstream_fit_id=fit_id,
                     trace_id=trace_id,
                     check_in_s=_FIRST_CHECK_S,
+                    token_fingerprint=token_fingerprint,
                 )
         except (OperationalError, InterfaceError) as error:
             if lease.lost.is_set() or time.monotonic() > deadline:
@@ -100,32 +188,31 @@ def _record_submitted(
 
 def check(runtime: WorkerRuntime, job: Job, lease: HeldLease) -> None:
     """A claimed status check of a fit that is already upstream."""
-    token, model = inputs.user_and_model(runtime, job)
+    account, model = inputs.user_and_model(runtime, job)
     assert job.upstream_fit_id is not None
     fit_id = job.upstream_fit_id
     started = time.monotonic()
     try:
-        report = runtime.upstream.fit_status(token, fit_id)
+        report = runtime.upstream.fit_status(account.token, fit_id)
     except UpstreamError as error:
         metrics.upstream_call("fit_status", time.monotonic() - started, error.job_error_code)
         _check_failed(runtime, job, lease, error)
         return
     metrics.upstream_call("fit_status", time.monotonic() - started, None)
     if report.state is FitState.COMPLETED:
-        result = {
-            "train_set_uid": fit_id,
-            "n_samples": model.n_samples,
-            "n_features": model.n_features,
-            "classes": model.classes,
-        }
         outcomes.succeed(
             runtime,
             job,
             lease,
-            result=result,
+            result=_summary(model, fit_id),
             trace_id=job.upstream_trace_id,
-            upstream_timings=report.timings,
-            train_set_uid=fit_id,
+            upstream=outcomes.UpstreamReport(timings=report.timings),
+            fit=transitions.FitFacts(
+                train_set_uid=fit_id,
+                fit_key=job.params.get("fit_key"),
+                token_fingerprint=job.params.get("token_fingerprint"),
+                config=job.params.get("config"),
+            ),
         )
     elif report.state is FitState.FAILED:
         message = f"The TabPFN service could not fit: {report.error or 'no reason given'}"

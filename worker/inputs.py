@@ -26,55 +26,102 @@ class ModelGone(Exception):
     """The job's model (or its user, or its data) was deleted after the job was submitted."""
 
 
+@dataclass(frozen=True)
+class Account:
+    """The job's user as the upstream knows them: the decrypted token and its fingerprint."""
+
+    token: str
+    fingerprint: str
+
+
 @dataclass
 class Inputs:
     """A job's token, model and decoded payload."""
 
-    token: str
+    account: Account
     model: Model
     features: Any
     target: Any
 
+    @property
+    def token(self) -> str:
+        return self.account.token
 
-def cost_of(runtime: WorkerRuntime, job: Job) -> int:
-    """The job's estimated peak memory, from its payload's size (nothing is fetched)."""
+
+@dataclass(frozen=True)
+class PayloadFacts:
+    """What is known of a job's payload without fetching it: its estimated memory cost, its
+    shape and content hash, and (for a prediction) the model's upstream fit and size."""
+
+    cost: int
+    rows: int
+    cols: int
+    sha256: str
+    train_set_uid: str | None = None
+    n_train_rows: int = 0
+
+
+def payload_facts(runtime: WorkerRuntime, job: Job) -> PayloadFacts:
+    """The job's payload, described (nothing is fetched)."""
     with runtime.db.session_scope() as session:
         row = session.execute(
-            select(Payload.rows, Payload.cols, Payload.size_bytes).where(
+            select(Payload.rows, Payload.cols, Payload.size_bytes, Payload.sha256).where(
                 Payload.id == job.input_payload_id
             )
         ).one_or_none()
         if row is None:
             raise ModelGone
-        result_cols = 0
+        result_cols, train_set_uid, n_train_rows = 0, None, 0
         if job.kind is JobKind.PREDICT:
-            classes = session.scalar(select(Model.classes).where(Model.id == job.model_id))
-            result_cols = max(len(classes or []), 1) + len(job.params.get("quantiles") or [])
-    return payload_cost(row.rows, row.cols, row.size_bytes, result_cols=result_cols)
+            model = session.execute(
+                select(Model.classes, Model.train_set_uid, Model.n_samples).where(
+                    Model.id == job.model_id
+                )
+            ).one_or_none()
+            if model is None:
+                raise ModelGone
+            result_cols = max(len(model.classes or []), 1) + len(job.params.get("quantiles") or [])
+            train_set_uid, n_train_rows = model.train_set_uid, model.n_samples
+    return PayloadFacts(
+        cost=payload_cost(row.rows, row.cols, row.size_bytes, result_cols=result_cols),
+        rows=row.rows,
+        cols=row.cols,
+        sha256=row.sha256,
+        train_set_uid=train_set_uid,
+        n_train_rows=n_train_rows,
+    )
 
 
-def user_and_model(runtime: WorkerRuntime, job: Job) -> tuple[str, Model]:
-    """The decrypted TabPFN token of the job's user, and the job's model."""
+def cost_of(runtime: WorkerRuntime, job: Job) -> int:
+    """The job's estimated peak memory, from its payload's size (nothing is fetched)."""
+    return payload_facts(runtime, job).cost
+
+
+def user_and_model(runtime: WorkerRuntime, job: Job) -> tuple[Account, Model]:
+    """The job's user (token and fingerprint) and the job's model."""
     with runtime.db.session_scope() as session:
-        return _token_and_model(runtime, session, job.user_id, job.model_id)
+        return _account_and_model(runtime, session, job.user_id, job.model_id)
 
 
-def _token_and_model(
+def _account_and_model(
     runtime: WorkerRuntime, session: Any, user_id: uuid.UUID, model_id: uuid.UUID | None
-) -> tuple[str, Model]:
+) -> tuple[Account, Model]:
     user = session.get(User, user_id)
     model = session.get(Model, model_id) if model_id else None
     if user is None or model is None:
         raise ModelGone
-    token = runtime.box.decrypt(user.tabpfn_token_encrypted)
+    account = Account(
+        token=runtime.box.decrypt(user.tabpfn_token_encrypted),
+        fingerprint=user.token_fingerprint,
+    )
     session.expunge(model)
-    return token, model
+    return account, model
 
 
 def load(runtime: WorkerRuntime, job: Job, cost: int) -> Inputs:
     """Token, model and the decoded payload, in one short transaction."""
     with runtime.db.session_scope() as session:
-        token, model = _token_and_model(runtime, session, job.user_id, job.model_id)
+        account, model = _account_and_model(runtime, session, job.user_id, job.model_id)
         data = read_payload(session, job.input_payload_id) if job.input_payload_id else None
     if data is None:
         raise ModelGone
@@ -82,4 +129,4 @@ def load(runtime: WorkerRuntime, job: Job, cost: int) -> Inputs:
     del data  # the decoded arrays replace the stored bytes for the rest of the job
     if cost > _TRIM_ABOVE_BYTES:
         release_freed_memory()
-    return Inputs(token=token, model=model, features=features, target=target)
+    return Inputs(account=account, model=model, features=features, target=target)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import random
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,23 +27,39 @@ from shared.datasets.store import new_payload
 from shared.jobs import transitions
 from shared.jobs.dispatch import publish_delivery, publish_job
 from shared.jobs.failure import Failure
-from shared.models import Job, JobErrorCode, JobStatus, PayloadKind
-from shared.tabpfn.errors import RateLimited, UpstreamError
+from shared.models import Job, JobErrorCode, JobKind, JobStatus, PayloadKind
+from shared.tabpfn.errors import FittedModelNotFound, RateLimited, UpstreamError
 from worker.leases import HeldLease
 from worker.runtime import WorkerRuntime
 
 logger = logging.getLogger(__name__)
 
 
-def timings(job: Job, upstream: dict[str, Any] | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class UpstreamReport:
+    """What the upstream said about the work: its timings, and for a prediction how it ran
+    it (`execution_mode`) and whether its cache served it (`cache_outcome`)."""
+
+    timings: dict[str, Any] | None = None
+    execution_mode: str | None = None
+    cache_outcome: str | None = None
+
+
+def timings(job: Job, upstream: UpstreamReport | None) -> dict[str, Any]:
     """Where the job's time went: waiting in our queue, running, and the upstream's report."""
     now = datetime.now(UTC)
     started = job.started_at or now
-    return {
+    report = upstream or UpstreamReport()
+    values: dict[str, Any] = {
         "queue_wait_s": round(max((started - job.created_at).total_seconds(), 0.0), 3),
         "run_s": round(max((now - started).total_seconds(), 0.0), 3),
-        "upstream": upstream,
+        "upstream": report.timings,
     }
+    if report.execution_mode is not None:
+        values["execution_mode"] = report.execution_mode
+    if report.cache_outcome is not None:
+        values["cache_outcome"] = report.cache_outcome
+    return values
 
 
 def succeed(
@@ -51,13 +69,15 @@ def succeed(
     *,
     result: dict[str, Any],
     trace_id: str | None,
-    upstream_timings: dict[str, Any] | None,
+    upstream: UpstreamReport | None,
     table: parquet.Encoded | None = None,
-    train_set_uid: str | None = None,
+    result_payload_id: uuid.UUID | None = None,
+    fit: transitions.FitFacts | None = None,
+    cache_key: str | None = None,
 ) -> None:
-    """Store the result (a large prediction as its own payload) and end the job."""
+    """Store the result (a large prediction as its own payload, unless it reuses a stored
+    one) and end the job."""
     with runtime.db.session_scope() as session:
-        result_payload_id = None
         if table is not None:
             payload = new_payload(job.user_id, PayloadKind.RESULT, table)
             session.add(payload)
@@ -72,8 +92,9 @@ def succeed(
             result=result,
             result_payload_id=result_payload_id,
             trace_id=trace_id,
-            timings=timings(job, upstream_timings),
-            train_set_uid=train_set_uid,
+            timings=timings(job, upstream),
+            fit=fit,
+            cache_key=cache_key,
         )
         if finished is None:
             session.rollback()  # the result payload goes with it
@@ -87,8 +108,10 @@ def fail(
     failure: Failure,
     *,
     trace_id: str | None = None,
+    fit_gone: bool = False,
 ) -> None:
-    """End the job as failed with `failure`."""
+    """End the job as failed with `failure`. `fit_gone`: the upstream no longer has the
+    model's fit, so the model (and any other of the user's on the same fit) turns stale."""
     with runtime.db.session_scope() as session:
         finished = transitions.finish(
             session,
@@ -100,6 +123,10 @@ def fail(
             trace_id=trace_id,
             timings=timings(job, None),
         )
+        if finished is not None and fit_gone and job.model_id is not None:
+            stale = transitions.mark_stale(session, job.model_id)
+            if stale:
+                logger.warning("the upstream lost this model's fit: %d model(s) now stale", stale)
     _after_finish(runtime, finished)
 
 
@@ -110,8 +137,8 @@ def _after_finish(runtime: WorkerRuntime, finished: transitions.Finished | None)
     job = finished.job
     logger.info("job %s%s", job.status, f" ({job.error_code})" if job.error_code else "")
     metrics.job_finished(job)
-    if finished.delivery is not None:
-        publish_delivery(runtime.publisher, runtime.db, finished.delivery.id)
+    for delivery in finished.deliveries:
+        publish_delivery(runtime.publisher, runtime.db, delivery.id)
 
 
 def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
@@ -127,6 +154,14 @@ def upstream_error(
     failure = Failure(error.job_error_code, error.message)
     if isinstance(error, RateLimited):
         _park(runtime, job, lease, error, failure)
+        return
+    if isinstance(error, FittedModelNotFound) and job.kind is JobKind.PREDICT:
+        message = (
+            f"{error.message} The model is now stale: refit it with "
+            f"POST /api/v1/models/{job.model_id}/refit (no new upload needed)."
+        )
+        gone = Failure(JobErrorCode.TABPFN_MODEL_NOT_FOUND, message)
+        fail(runtime, job, lease, gone, trace_id=error.trace_id, fit_gone=True)
         return
     retryable = error.transient and job.attempts < job.max_attempts
     logger.warning(

@@ -1,8 +1,10 @@
 """The sweeper (beat, every SWEEP_INTERVAL_S): the safety net under every other mechanism.
 
 - running jobs whose lease expired (the worker died or stalled): a fit the upstream already
-  took resumes waiting on that same fit (no attempt spent, nothing fitted twice); any other
-  job is re-queued, or failed with WORKER_LOST after max_attempts;
+  took resumes waiting on that same fit (no attempt spent, nothing fitted twice), a split
+  prediction resumes waiting on its chunks; any other job is re-queued, or failed with
+  WORKER_LOST after max_attempts;
+- predictions whose chunks have all ended but which still wait are made due for their merge;
 - pending webhook attempts whose message seems lost are re-published;
 - at most hourly, finished jobs older than RESULT_RETENTION_DAYS and payloads nothing
   references any more are purged.
@@ -47,6 +49,7 @@ def sweep() -> None:
     if not _take_turn(runtime, "sweep", max(runtime.settings.SWEEP_INTERVAL_S * 0.8, 0.5)):
         return
     recover_expired_leases(runtime)
+    wake_waiting_predictions(runtime)
     republish_pending_deliveries(runtime)
     if _take_turn(runtime, "retention", RETENTION_EVERY_S):
         purge_expired(runtime)
@@ -70,6 +73,7 @@ def recover_expired_leases(runtime: WorkerRuntime) -> int:
                 Job.max_attempts,
                 Job.lease_token,
                 Job.upstream_fit_id,
+                Job.chunks_total,
             )
             .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < func.now())
             .limit(BATCH)
@@ -82,7 +86,7 @@ def recover_expired_leases(runtime: WorkerRuntime) -> int:
             resumed = transitions.resume_waiting(
                 session, row.id, lease_token=row.lease_token, lost_worker=True
             )
-        if resumed or row.upstream_fit_id is not None:
+        if resumed or row.upstream_fit_id is not None or row.chunks_total is not None:
             if resumed:
                 logger.warning(
                     "job %s: its worker stopped; waiting on its submitted upstream fit again",
@@ -105,8 +109,8 @@ def recover_expired_leases(runtime: WorkerRuntime) -> int:
                 )
             if finished is not None:
                 logger.warning("job %s failed: worker lost after %d attempts", row.id, row.attempts)
-                if finished.delivery is not None:
-                    publish_delivery(runtime.publisher, runtime.db, finished.delivery.id)
+                for delivery in finished.deliveries:
+                    publish_delivery(runtime.publisher, runtime.db, delivery.id)
             continue
         with runtime.db.session_scope() as session:
             job = transitions.requeue(
@@ -127,6 +131,16 @@ def recover_expired_leases(runtime: WorkerRuntime) -> int:
             publish_job(runtime.publisher, row.id, row.kind)
             recovered += 1
     return recovered
+
+
+def wake_waiting_predictions(runtime: WorkerRuntime) -> int:
+    """Merge predictions whose chunks have all ended but which still wait (a safety net
+    under the last chunk's own transition); returns how many were woken."""
+    with runtime.db.session_scope() as session:
+        woken = transitions.wake_waiting_parents(session)
+    if woken:
+        logger.warning("%d prediction(s) waiting on finished chunks made due", woken)
+    return woken
 
 
 def republish_pending_deliveries(runtime: WorkerRuntime) -> int:

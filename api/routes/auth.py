@@ -14,7 +14,7 @@ from api.schemas.auth import (
     SetupIn,
     SetupOut,
     TokenIn,
-    UserOut,
+    TokenReplacedOut,
     WebhookSecretOut,
 )
 from api.schemas.common import Page, PageNumber, PageSize, error_responses
@@ -103,19 +103,26 @@ def revoke_key(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.put("/tabpfn-token", response_model=UserOut, responses=error_responses(400, 401, 409, 503))
+@router.put(
+    "/tabpfn-token", response_model=TokenReplacedOut, responses=error_responses(400, 401, 409, 503)
+)
 def replace_tabpfn_token(
     body: TokenIn, current: CurrentUserDep, context: ContextDep, session: SessionDep
-) -> UserOut:
-    """Verify a new TabPFN token and store it (encrypted) in place of the old one."""
+) -> TokenReplacedOut:
+    """Verify a new TabPFN token and store it (encrypted) in place of the old one.
+
+    Fits belong to the TabPFN account that made them: `models_may_need_refit` counts your
+    models fitted under another token (if the new token is of another account, they turn
+    `stale` at their next prediction; refit them)."""
     user = current.load(session)
     accounts.replace_token(session, context, user, body.tabpfn_token.get_secret_value())
     session.commit()
-    return UserOut(
+    return TokenReplacedOut(
         id=user.id,
         created_at=user.created_at,
         updated_at=user.updated_at,
         current_key_id=current.key_id,
+        models_may_need_refit=accounts.models_fitted_under_other_tokens(session, user),
     )
 
 

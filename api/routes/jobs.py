@@ -13,8 +13,9 @@ from api.deps import ContextDep, SessionDep
 from api.owned import OwnedJob
 from api.pagination import paginate
 from api.schemas.common import Page, PageNumber, PageSize, error_responses
-from api.schemas.jobs import POLL_AFTER_S, DeliveryOut
+from api.schemas.jobs import DeliveryOut
 from api.services import jobs as job_service
+from api.services import polling
 from shared.datasets import parquet
 from shared.errors import Conflict, ValidationFailed
 from shared.jobs import results
@@ -24,9 +25,23 @@ from shared.models import Job, JobKind, JobStatus, Payload, WebhookDelivery
 router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
 
 
-def _poll_headers(response: Response, job: Job) -> None:
-    if not JobStatus(job.status).is_final:
-        response.headers["Retry-After"] = POLL_AFTER_S
+def poll_headers(
+    response: Response, job: Job, session: SessionDep, context: ContextDep
+) -> int | None:
+    """`Retry-After` while the job is not finished (from its phase and recent durations);
+    returns the job's queue position while it is queued."""
+    if JobStatus(job.status).is_final:
+        return None
+    position = polling.queue_position(session, job)
+    response.headers["Retry-After"] = str(
+        polling.retry_after_s(
+            session,
+            job,
+            queue_position=position,
+            running_cap=context.settings.JOB_MAX_RUNNING_PER_USER,
+        )
+    )
+    return position
 
 
 @router.get("", response_model=Page[JobOut], responses=error_responses(400, 401))
@@ -39,7 +54,7 @@ def list_jobs(
     page_size: PageSize = 20,
 ) -> Page[JobOut]:
     """Your jobs, newest first; filter by `status` and `kind`."""
-    conditions = [Job.user_id == current.id]
+    conditions = [Job.user_id == current.id, Job.parent_job_id.is_(None)]
     if status_filter is not None:
         conditions.append(Job.status == status_filter)
     if kind is not None:
@@ -56,10 +71,11 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=error_responses(400, 401, 403, 404))
-def get_job(job: OwnedJob, response: Response) -> JobOut:
-    """One job; `Retry-After` says when to poll again while it is not finished."""
-    _poll_headers(response, job)
-    return job_out(job)
+def get_job(job: OwnedJob, response: Response, session: SessionDep, context: ContextDep) -> JobOut:
+    """One job, with its progress; `Retry-After` says when to poll again while it is not
+    finished (estimated from its phase and how long your recent jobs took)."""
+    position = poll_headers(response, job, session, context)
+    return job_out(job, queue_position=position)
 
 
 @router.post(
@@ -114,6 +130,8 @@ def get_result(
             "quantiles": quantiles,
             "predictions": rows,
         }
+        if "borders" in job.result:  # full regression output: the bars' borders
+            body["borders"] = job.result["borders"]
         return JSONResponse(body, headers=_attachment(f"{filename}.json"))
     frame = results.to_frame(rows, output_type, classes, quantiles)
     buffer = io.StringIO()

@@ -9,17 +9,18 @@ from fastapi import APIRouter, Header, Query, Response, status
 from api.auth import CurrentUser, CurrentUserDep
 from api.body import RawBodyDep
 from api.deps import ContextDep, SessionDep
-from api.openapi import request_body
+from api.openapi import json_body, request_body
 from api.owned import OwnedModel
 from api.pagination import paginate
 from api.schemas.common import Page, PageNumber, PageSize, error_responses
-from api.schemas.jobs import POLL_AFTER_S, FitBody, PredictBody
+from api.schemas.jobs import FitBody, PredictBody, RefitBody
+from api.schemas.models import AvailableModels, describe_available
 from api.services import jobs as job_service
-from api.services.submissions import read_fit, read_predict
+from api.services import polling
+from api.services.submissions import read_fit, read_predict, read_refit
 from shared.jobs.dispatch import publish_delivery
 from shared.jobs.schemas import API_PREFIX, JobOut, ModelOut, job_out, model_out
 from shared.models import Job, Model, ModelStatus
-from shared.tabpfn.adapter import available_models
 from shared.tabpfn.types import Limits
 
 router = APIRouter(prefix=f"{API_PREFIX}/models", tags=["models"])
@@ -39,10 +40,25 @@ PREDICT_FORM = {
 }
 
 
-def accepted(response: Response, job: Job, *, replayed: bool = False) -> JobOut:
+def accepted(
+    response: Response,
+    job: Job,
+    session: SessionDep,
+    context: ContextDep,
+    *,
+    replayed: bool = False,
+) -> JobOut:
     """202 headers: where to poll, how soon, and whether an earlier request made the job."""
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
-    response.headers["Retry-After"] = POLL_AFTER_S
+    if not job.status.is_final:
+        response.headers["Retry-After"] = str(
+            polling.retry_after_s(
+                session,
+                job,
+                queue_position=1,
+                running_cap=context.settings.JOB_MAX_RUNNING_PER_USER,
+            )
+        )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return job_out(job)
@@ -52,10 +68,12 @@ def _limits_for(context: ContextDep, current: CurrentUser, model_path: str | Non
     return context.upstream.limits(current.tabpfn_token(), current.token_fingerprint, model_path)
 
 
-@router.get("/available", response_model=dict[str, list[str]])
-def list_available() -> dict[str, list[str]]:
-    """The TabPFN model names per task (for `config.model_path`). No authentication needed."""
-    return available_models()
+@router.get("/available", response_model=AvailableModels)
+def list_available() -> AvailableModels:
+    """The TabPFN model names per task (for `config.model_path`), each described, and the
+    options tabpfn-client offers (output types, Thinking efforts, fit modes). No
+    authentication needed."""
+    return describe_available()
 
 
 @router.post(
@@ -78,7 +96,7 @@ def fit(
         session, context, current.id, raw, idempotency_key=idempotency_key, scope="fit"
     )
     if existing is not None:
-        return accepted(response, existing, replayed=True)
+        return accepted(response, existing, session, context, replayed=True)
     submission = read_fit(
         raw,
         lambda path: _limits_for(context, current, path),
@@ -87,7 +105,7 @@ def fit(
     created = job_service.create_fit(session, context, current, submission, idem)
     if not created.replayed:
         job_service.publish(context, created.job)
-    return accepted(response, created.job, replayed=created.replayed)
+    return accepted(response, created.job, session, context, replayed=created.replayed)
 
 
 @router.post(
@@ -116,7 +134,7 @@ def predict(
         scope=f"predict:{model.id}",
     )
     if existing is not None:
-        return accepted(response, existing, replayed=True)
+        return accepted(response, existing, session, context, replayed=True)
     job_service.require_ready(model)
     submission = read_predict(
         raw,
@@ -129,7 +147,50 @@ def predict(
     )
     if not created.replayed:
         job_service.publish(context, created.job)
-    return accepted(response, created.job, replayed=created.replayed)
+    return accepted(response, created.job, session, context, replayed=created.replayed)
+
+
+@router.post(
+    "/{model_id}/refit",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
+    openapi_extra=json_body(RefitBody, required=False),
+)
+def refit(
+    current: CurrentUserDep,
+    model: OwnedModel,
+    raw: RawBodyDep,
+    context: ContextDep,
+    session: SessionDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JobOut:
+    """Fit the model again from its stored training data, optionally with new options (202).
+
+    No upload: the data sent with the first fit is stored. The model keeps its status (and
+    a ready one keeps serving predictions) until the refit succeeds; a `stale` model, whose
+    upstream fit is gone, becomes `ready` again."""
+    idem, existing = job_service.begin(
+        session,
+        context,
+        current.id,
+        raw,
+        idempotency_key=idempotency_key,
+        scope=f"refit:{model.id}",
+    )
+    if existing is not None:
+        return accepted(response, existing, session, context, replayed=True)
+    job_service.require_no_fit_running(session, model)
+    submission = read_refit(
+        raw, model, allow_private_urls=context.settings.WEBHOOK_ALLOW_PRIVATE_URLS
+    )
+    created = job_service.create_refit(
+        session, context, current=current, model=model, sub=submission, idem=idem
+    )
+    if not created.replayed:
+        job_service.publish(context, created.job)
+    return accepted(response, created.job, session, context, replayed=created.replayed)
 
 
 @router.get("", response_model=Page[ModelOut], responses=error_responses(400, 401))

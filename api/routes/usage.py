@@ -24,7 +24,9 @@ def usage(current: CurrentUserDep, context: ContextDep, session: SessionDep) -> 
     """Your TabPFN usage (from the TabPFN service) and your jobs by status."""
     counts = dict.fromkeys((s.value for s in JobStatus), 0)
     for status, count in session.execute(
-        select(Job.status, func.count()).where(Job.user_id == current.id).group_by(Job.status)
+        select(Job.status, func.count())
+        .where(Job.user_id == current.id, Job.parent_job_id.is_(None))
+        .group_by(Job.status)
     ).all():
         counts[JobStatus(status).value] = int(count)
     try:

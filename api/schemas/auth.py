@@ -78,3 +78,13 @@ class UserOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     current_key_id: str
+
+
+class TokenReplacedOut(UserOut):
+    """Your account after a token change, and how many models may need a refit."""
+
+    models_may_need_refit: int = Field(
+        description="Your ready or stale models fitted under another TabPFN token. If the new "
+        "token belongs to another TabPFN account, their fits are not reachable with it: "
+        "refit them (POST /api/v1/models/{id}/refit; no new upload)."
+    )

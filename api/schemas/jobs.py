@@ -9,20 +9,44 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.jobs.events import CALLBACK_EVENTS
 from shared.models import DeliveryStatus, Task
+from shared.tabpfn.adapter import output_types
 from shared.tabpfn.config import TabPFNConfig
 
 Cell = float | str | None
-OutputType = Literal["preds", "probas", "mean", "median", "mode", "quantiles"]
 DEFAULT_QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-# Seconds a client should wait before polling an unfinished job again (Retry-After).
-POLL_AFTER_S = "1"
-CLASSIFICATION_OUTPUTS = ("preds", "probas")
-REGRESSION_OUTPUTS = ("mean", "median", "mode", "quantiles")
+# tabpfn-client's own lists, default first (no copy here that could drift from them).
+CLASSIFICATION_OUTPUTS = tuple(output_types(Task.CLASSIFICATION))
+REGRESSION_OUTPUTS = tuple(output_types(Task.REGRESSION))
+OutputType = Annotated[
+    str,
+    Field(
+        max_length=20,
+        json_schema_extra={
+            "enum": list(dict.fromkeys(CLASSIFICATION_OUTPUTS + REGRESSION_OUTPUTS))
+        },
+    ),
+]
+CallbackEvent = Literal["completed", "started"]
+assert set(CALLBACK_EVENTS) == {"completed", "started"}
+
+
+def _callback_events(value: list[str] | None) -> list[str] | None:
+    if value is not None and len(set(value)) != len(value):
+        raise ValueError("callback_events must not repeat an event")
+    return value
+
+
+CALLBACK_EVENTS_DESCRIPTION = (
+    "Which webhook events the callback_url receives: `completed` (job.succeeded, "
+    "job.failed, job.canceled; the default) and `started` (job.started, when a worker "
+    "first takes the job)."
+)
 
 
 class FitOptions(BaseModel):
@@ -35,6 +59,39 @@ class FitOptions(BaseModel):
     config: TabPFNConfig = Field(default_factory=TabPFNConfig)
     name: str | None = Field(default=None, max_length=200)
     callback_url: str | None = Field(default=None, max_length=2048)
+    callback_events: list[CallbackEvent] | None = Field(
+        default=None, min_length=1, max_length=2, description=CALLBACK_EVENTS_DESCRIPTION
+    )
+    reuse: bool = Field(
+        default=True,
+        description="Reuse the upstream fit of an earlier ready model of yours fitted on the "
+        "same data, task and options under the same TabPFN token (no upstream call, no quota). "
+        "false: always fit.",
+    )
+
+    _check_events = field_validator("callback_events")(_callback_events)
+
+
+class RefitBody(BaseModel):
+    """A refit: the model's stored training data fitted again, optionally with new options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: TabPFNConfig | None = Field(
+        default=None,
+        description="New TabPFN options for the model; unset keeps the model's options.",
+    )
+    callback_url: str | None = Field(default=None, max_length=2048)
+    callback_events: list[CallbackEvent] | None = Field(
+        default=None, min_length=1, max_length=2, description=CALLBACK_EVENTS_DESCRIPTION
+    )
+    reuse: bool = Field(
+        default=False,
+        description="Reuse an identical earlier fit instead of fitting again (default false: "
+        "a refit fits).",
+    )
+
+    _check_events = field_validator("callback_events")(_callback_events)
 
 
 class FitBody(FitOptions):
@@ -64,12 +121,24 @@ class PredictOptions(BaseModel):
 
     output_type: OutputType | None = Field(
         default=None,
-        description="Classification: preds (default) or probas. "
-        "Regression: mean (default), median, mode or quantiles.",
+        description=f"Classification: {', '.join(CLASSIFICATION_OUTPUTS)} (the first is the "
+        f"default). Regression: {', '.join(REGRESSION_OUTPUTS)} (the first is the default; "
+        "main and full return one object per row, full with the bar distribution's logits "
+        "and its borders).",
     )
     quantiles: list[float] | None = Field(default=None, min_length=1, max_length=99)
     config: PredictConfig = Field(default_factory=PredictConfig)
     callback_url: str | None = Field(default=None, max_length=2048)
+    callback_events: list[CallbackEvent] | None = Field(
+        default=None, min_length=1, max_length=2, description=CALLBACK_EVENTS_DESCRIPTION
+    )
+    cache: bool = Field(
+        default=True,
+        description="Answer from an identical earlier prediction of this model (same rows and "
+        "options) when one is stored (no upstream call). false: always predict.",
+    )
+
+    _check_events = field_validator("callback_events")(_callback_events)
 
     @field_validator("quantiles")
     @classmethod

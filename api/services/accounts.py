@@ -11,13 +11,13 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.context import AppContext
 from shared.errors import Conflict, NotFound, ServiceUnavailable, TabPFNTokenRejected
-from shared.models import ApiKey, User
+from shared.models import ApiKey, Model, ModelStatus, User
 from shared.security import api_keys
 from shared.security.crypto import DecryptionFailed
 from shared.tabpfn.errors import UpstreamError
@@ -131,6 +131,23 @@ def replace_token(session: Session, context: AppContext, user: User, token: str)
     user.token_fingerprint = context.box.fingerprint(token)
     user.tabpfn_token_encrypted = context.box.encrypt(token)
     user.updated_at = datetime.now(UTC)
+
+
+def models_fitted_under_other_tokens(session: Session, user: User) -> int:
+    """The user's usable models (ready or stale) whose fit was made under another token."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(Model)
+        .where(
+            Model.user_id == user.id,
+            Model.status.in_((ModelStatus.READY, ModelStatus.STALE)),
+            or_(
+                Model.fitted_token_fingerprint.is_(None),
+                Model.fitted_token_fingerprint != user.token_fingerprint,
+            ),
+        )
+    )
+    return int(count or 0)
 
 
 def rotate_webhook_secret(context: AppContext, user: User) -> str:

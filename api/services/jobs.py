@@ -20,19 +20,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, func, insert, inspect, select
+from sqlalchemy import Table, func, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.auth import CurrentUser
 from api.body import RawBody
 from api.context import AppContext
-from api.services.submissions import FitSubmission, PredictSubmission
+from api.services.submissions import FitSubmission, PredictSubmission, RefitSubmission
 from shared import metrics
 from shared.datasets import parquet
 from shared.datasets.store import new_payload
 from shared.errors import Conflict, IdempotencyKeyReused, TooManyJobs, ValidationFailed
-from shared.jobs import transitions
+from shared.jobs import reuse, transitions
 from shared.jobs.dispatch import publish_delivery, publish_job
 from shared.jobs.failure import CANCELED_BY_USER, CANCELED_MODEL_DELETED
 from shared.logs import log_context
@@ -43,6 +43,7 @@ from shared.models import (
     JobStatus,
     Model,
     ModelStatus,
+    Payload,
     PayloadKind,
 )
 
@@ -120,7 +121,11 @@ def require_room(session: Session, user_id: uuid.UUID, cap: int) -> None:
     """429 TOO_MANY_JOBS when the user already has `cap` queued or running jobs."""
     mine = (
         select(Job.id)
-        .where(Job.user_id == user_id, Job.status.in_(transitions.ACTIVE))
+        .where(
+            Job.user_id == user_id,
+            Job.status.in_(transitions.ACTIVE),
+            Job.parent_job_id.is_(None),  # a large prediction's chunks count as one job
+        )
         .limit(cap)
         .subquery()
     )
@@ -196,6 +201,7 @@ def create_fit(
     payload = new_payload(
         current.id, PayloadKind.FIT_INPUT, parquet.encode(sub.table.columns, sub.target.values)
     )
+    config = sub.options.config.model_dump(exclude_defaults=True)
     model = Model(
         id=uuid.uuid4(),
         user_id=current.id,
@@ -207,16 +213,22 @@ def create_fit(
         feature_names=sub.table.names,
         feature_kinds=[kind.value for kind in sub.table.kinds],
         classes=sub.target.classes,
-        config=sub.options.config.model_dump(exclude_defaults=True),
+        config=config,
         dataset_id=payload.id,
     )
+    params: dict[str, Any] = {
+        "fit_key": reuse.fit_key(payload.sha256, sub.options.task.value, config),
+        "reuse": sub.options.reuse,
+    }
+    if sub.options.callback_events is not None:
+        params["callback_events"] = sub.options.callback_events
     job = _new_job(
         context,
         current=current,
         kind=JobKind.FIT,
         model_id=model.id,
         payload_id=payload.id,
-        params={},
+        params=params,
         callback_url=sub.options.callback_url,
         idem=idem,
     )
@@ -235,11 +247,14 @@ def create_predict(
 ) -> Created:
     """Store the rows to predict and a queued predict job, in one transaction."""
     payload = new_payload(current.id, PayloadKind.PREDICT_INPUT, parquet.encode(sub.table.columns))
-    params = {
+    params: dict[str, Any] = {
         "output_type": sub.output_type,
         "quantiles": sub.quantiles,
         "config": sub.options.config.model_dump(exclude_none=True),
+        "cache": sub.options.cache,
     }
+    if sub.options.callback_events is not None:
+        params["callback_events"] = sub.options.callback_events
     job = _new_job(
         context,
         current=current,
@@ -251,6 +266,60 @@ def create_predict(
         idem=idem,
     )
     return _store_new(session, (payload, job), job, current, idem)
+
+
+def create_refit(
+    session: Session,
+    context: AppContext,
+    *,
+    current: CurrentUser,
+    model: Model,
+    sub: RefitSubmission,
+    idem: Idempotency | None,
+) -> Created:
+    """A fit job for the model's stored training data; the model stays as it is (and keeps
+    serving predictions, if it can) until the refit succeeds."""
+    dataset = session.get(Payload, model.dataset_id) if model.dataset_id else None
+    if dataset is None:
+        raise Conflict(
+            f"The training data of model {model.id} is no longer stored; fit a new model.",
+            code="DATASET_EXPIRED",
+        )
+    params: dict[str, Any] = {
+        "config": sub.config,
+        "fit_key": reuse.fit_key(dataset.sha256, model.task.value, sub.config),
+        "reuse": sub.reuse,
+        "refit": True,
+    }
+    if sub.callback_events is not None:
+        params["callback_events"] = sub.callback_events
+    job = _new_job(
+        context,
+        current=current,
+        kind=JobKind.FIT,
+        model_id=model.id,
+        payload_id=dataset.id,
+        params=params,
+        callback_url=sub.callback_url,
+        idem=idem,
+    )
+    session.execute(
+        update(Model).where(Model.id == model.id).values(fit_job_id=job.id, updated_at=func.now())
+    )
+    return _store_new(session, (job,), job, current, idem)
+
+
+def require_no_fit_running(session: Session, model: Model) -> None:
+    """409 while the model's fit (or an earlier refit) has not ended."""
+    if model.fit_job_id is None:
+        return
+    status = session.scalar(select(Job.status).where(Job.id == model.fit_job_id))
+    if status is not None and not JobStatus(status).is_final:
+        raise Conflict(
+            f"Model {model.id} is being fit (job {model.fit_job_id}); wait for that job, or "
+            "cancel it, before asking for a refit.",
+            code="FIT_IN_PROGRESS",
+        )
 
 
 def _insert(session: Session, *rows: Base) -> None:
@@ -315,6 +384,11 @@ def require_ready(model: Model) -> None:
         message = (
             f"Model {model.id} is still being fit; poll its fit job and predict once it succeeded."
         )
+    elif model.status is ModelStatus.STALE:
+        message = (
+            f"Model {model.id} is stale: the TabPFN service no longer has its fit. Refit it "
+            f"with POST /api/v1/models/{model.id}/refit (its data is stored), then predict."
+        )
     else:
         message = f"Model {model.id} failed to fit; see its fit job's error and fit again."
     raise Conflict(message, code="MODEL_NOT_READY")
@@ -333,8 +407,8 @@ def cancel(session: Session, context: AppContext, job: Job) -> Job:
     with log_context(job_id=job.id):
         logger.info("job canceled by the user")
     metrics.job_finished(finished.job)
-    if finished.delivery is not None:
-        publish_delivery(context.publisher, context.db, finished.delivery.id)
+    for delivery in finished.deliveries:
+        publish_delivery(context.publisher, context.db, delivery.id)
     return finished.job
 
 
@@ -350,6 +424,6 @@ def cancel_model_jobs(
         finished = transitions.finish(
             session, job_id, JobStatus.CANCELED, failure=CANCELED_MODEL_DELETED
         )
-        if finished is not None and finished.delivery is not None:
-            deliveries.append(finished.delivery.id)
+        if finished is not None:
+            deliveries += [delivery.id for delivery in finished.deliveries]
     return deliveries

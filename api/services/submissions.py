@@ -21,12 +21,15 @@ from api.schemas.jobs import (
     REGRESSION_OUTPUTS,
     FitOptions,
     PredictOptions,
+    RefitBody,
 )
 from shared.datasets import file_input, json_input, limits
 from shared.datasets.table import ColumnKind, FeatureTable, Target
 from shared.errors import ValidationFailed
+from shared.jobs.results import WITH_QUANTILES
 from shared.models import Model, Task
-from shared.tabpfn.adapter import available_models
+from shared.tabpfn.adapter import available_models, fit_modes, thinking_efforts
+from shared.tabpfn.config import TabPFNConfig
 from shared.tabpfn.types import Limits
 from shared.webhooks.urls import check_callback_url
 
@@ -48,6 +51,16 @@ class PredictSubmission:
     table: FeatureTable
     output_type: str
     quantiles: list[float] | None
+
+
+@dataclass
+class RefitSubmission:
+    """A refit's options: the model's (or new) TabPFN options, and its callback."""
+
+    config: dict[str, Any]
+    callback_url: str | None
+    callback_events: list[str] | None
+    reuse: bool
 
 
 def _options(model: type[OptionsT], values: dict[str, Any]) -> OptionsT:
@@ -89,31 +102,61 @@ def read_fit(raw: RawBody, limits_for: LimitsLookup, *, allow_private_urls: bool
             raise ValidationFailed(f"{missing} is required.")
         table = json_input.parse_features(rows, names=options.feature_names)
         target = json_input.parse_target(labels, table.n_rows, options.task)
-    _check_config(options, table)
+    _check_config(options.config, options.task, table.n_cols)
     _check_callback(options.callback_url, allow_private_urls)
     n_classes = len(target.classes) if target.classes is not None else None
     limits.check_fit_limits(table, n_classes, limits_for(options.config.model_path))
     return FitSubmission(options=options, table=table, target=target)
 
 
-def _check_config(options: FitOptions, table: FeatureTable) -> None:
-    config = options.config
+def _check_config(config: TabPFNConfig, task: Task, n_cols: int) -> None:
+    """The options against tabpfn-client's own lists (models, Thinking efforts, fit modes)."""
     path = config.model_path
-    known = available_models()[options.task.value]
+    known = available_models()[task.value]
     if path is not None and path not in _AUTO_MODEL_PATHS and path not in known:
         raise ValidationFailed(
-            f"config.model_path {path!r} is not a known {options.task.value} model; "
+            f"config.model_path {path!r} is not a known {task.value} model; "
             "see GET /api/v1/models/available.",
             details={"available": known},
         )
     for index in config.categorical_features_indices or []:
-        if not 0 <= index < table.n_cols:
+        if not 0 <= index < n_cols:
             raise ValidationFailed(
                 f"config.categorical_features_indices holds {index}, but the features have "
-                f"{table.n_cols} columns (0 to {table.n_cols - 1})."
+                f"{n_cols} columns (0 to {n_cols - 1})."
             )
-    if config.balance_probabilities is not None and options.task is Task.REGRESSION:
+    if config.balance_probabilities is not None and task is Task.REGRESSION:
         raise ValidationFailed("config.balance_probabilities applies to classification only.")
+    efforts = thinking_efforts()
+    if config.thinking_effort is not None and config.thinking_effort not in efforts:
+        raise ValidationFailed(
+            f"config.thinking_effort {config.thinking_effort!r} is not one of "
+            f"{', '.join(efforts)}.",
+            details={"allowed": efforts},
+        )
+    modes = fit_modes()
+    if config.fit_mode is not None and config.fit_mode not in modes:
+        raise ValidationFailed(
+            f"config.fit_mode {config.fit_mode!r} is not one of {', '.join(modes)}.",
+            details={"allowed": modes},
+        )
+
+
+def read_refit(raw: RawBody, model: Model, *, allow_private_urls: bool) -> RefitSubmission:
+    """Validate a refit request (an empty body keeps the model's options)."""
+    if raw.is_multipart:
+        raise ValidationFailed("A refit takes a JSON body (or none); send application/json.")
+    data = raw.json_bytes or b""
+    body = RefitBody() if not data.strip() else _options(RefitBody, parse_json_object(data))
+    config = body.config if body.config is not None else TabPFNConfig.model_validate(model.config)
+    _check_config(config, model.task, model.n_features)
+    _check_callback(body.callback_url, allow_private_urls)
+    return RefitSubmission(
+        config=config.model_dump(exclude_defaults=True),
+        callback_url=body.callback_url,
+        callback_events=list(body.callback_events) if body.callback_events else None,
+        reuse=body.reuse,
+    )
 
 
 def _check_callback(url: str | None, allow_private: bool) -> None:
@@ -145,7 +188,7 @@ def read_predict(
         table = json_input.parse_features(rows, names=model.feature_names, expected_kinds=kinds)
     output_type, quantiles = _output(options, model)
     _check_callback(options.callback_url, allow_private_urls)
-    limits.check_predict_limits(table, model.n_samples, model_limits)
+    limits.check_predict_limits(table, model.n_samples, output_type, model_limits)
     return PredictSubmission(
         options=options, table=table, output_type=output_type, quantiles=quantiles
     )
@@ -179,8 +222,10 @@ def _output(options: PredictOptions, model: Model) -> tuple[str, list[float] | N
             f"output_type {output_type!r} does not apply to a {model.task.value} model; "
             f"use one of {', '.join(allowed)}."
         )
-    if options.quantiles is not None and output_type != "quantiles":
-        raise ValidationFailed("quantiles apply only with output_type 'quantiles'.")
-    if output_type == "quantiles":
+    if options.quantiles is not None and output_type not in WITH_QUANTILES:
+        raise ValidationFailed(
+            f"quantiles apply only with output_type {', '.join(WITH_QUANTILES)}."
+        )
+    if output_type in WITH_QUANTILES:
         return output_type, options.quantiles or list(DEFAULT_QUANTILES)
     return output_type, None

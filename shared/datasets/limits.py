@@ -7,9 +7,15 @@ still runs and the upstream itself refuses what it cannot take.
 
 from __future__ import annotations
 
+import math
+
 from shared.datasets.table import FeatureTable
 from shared.errors import ValidationFailed
+from shared.jobs import chunks
 from shared.tabpfn.types import Limits
+
+# A prediction runs as at most this many chunks (each one upstream request).
+MAX_PREDICT_CHUNKS = 1000
 
 
 def _exceeded(what: str, value: int, limit: int, advice: str) -> ValidationFailed:
@@ -44,21 +50,25 @@ def check_fit_limits(table: FeatureTable, n_classes: int | None, limits: Limits 
         )
 
 
-def check_predict_limits(table: FeatureTable, n_train_rows: int, limits: Limits | None) -> None:
+def check_predict_limits(
+    table: FeatureTable, n_train_rows: int, output_type: str, limits: Limits | None
+) -> None:
+    """Only what no split can serve: rows over the upstream's per-request limit are split
+    into chunks by the worker (`shared.jobs.chunks`), up to MAX_PREDICT_CHUNKS of them."""
     if limits is None:
         return
-    max_rows = min(limits.test_max_rows, limits.predict_row_pairs_budget // max(n_train_rows, 1))
-    if table.n_rows > max_rows:
+    if table.n_cols > limits.max_cols:
         raise _exceeded(
-            "The number of rows to predict",
-            table.n_rows,
-            max_rows,
-            "split them across several predict jobs",
+            "The number of columns", table.n_cols, limits.max_cols, "select fewer features"
         )
-    if table.n_cells > limits.test_max_cells:
+    per_request = chunks.rows_per_request(
+        limits, n_train_rows=n_train_rows, n_cols=table.n_cols, output_type=output_type
+    )
+    needed = math.ceil(table.n_rows / per_request)
+    if needed > MAX_PREDICT_CHUNKS:
         raise _exceeded(
-            "The number of cells to predict",
-            table.n_cells,
-            limits.test_max_cells,
-            "split them across several predict jobs",
+            "The number of upstream requests this prediction needs",
+            needed,
+            MAX_PREDICT_CHUNKS,
+            f"send at most {per_request * MAX_PREDICT_CHUNKS} rows per predict job",
         )

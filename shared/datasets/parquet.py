@@ -76,6 +76,28 @@ def decode(data: bytes) -> tuple[pd.DataFrame | np.ndarray[Any, Any], np.ndarray
     return table.to_pandas(), target
 
 
+def split(data: bytes, bounds: list[tuple[int, int]]) -> list[Encoded]:
+    """Row ranges `[start, stop)` of a stored table, each as a stored table of its own, with
+    the same columns and types (the slices share the source's memory until written)."""
+    table = pq.read_table(pa.BufferReader(data))
+    parts: list[Encoded] = []
+    for start, stop in bounds:
+        buffer = pa.BufferOutputStream()
+        pq.write_table(
+            table.slice(start, stop - start), buffer, compression="zstd", compression_level=1
+        )
+        part = buffer.getvalue().to_pybytes()
+        parts.append(
+            Encoded(
+                data=part,
+                sha256=hashlib.sha256(part).hexdigest(),
+                rows=stop - start,
+                cols=table.num_columns,
+            )
+        )
+    return parts
+
+
 def read_frame(data: bytes) -> pd.DataFrame:
     """A stored table exactly as written (results)."""
     frame: pd.DataFrame = pq.read_table(pa.BufferReader(data)).to_pandas()

@@ -4,9 +4,10 @@ Workers do not take jobs in the order their messages arrive: the job table is th
 (a message only wakes a worker, see `shared.jobs.dispatch`). A claim takes, in one short
 transaction:
 
-1. due status checks of fits waiting on the upstream, oldest due first, up to half the
-   batch (rounded down: a round for one free slot serves queued jobs first). A check is one
-   cheap request, so it is not held back by any per-user cap;
+1. due status checks of fits waiting on the upstream (and merges of predictions whose
+   chunks are all done), oldest due first, up to half the batch (rounded down: a round for
+   one free slot serves queued jobs first). A check is one cheap request, so it is not held
+   back by any per-user cap;
 2. due queued jobs, round-robin across users: each user's jobs are numbered oldest first,
    and a job's *turn* is its number plus the jobs its user already has in worker slots
    (uploading, submitting or predicting; a slot doing a status check does not count).
@@ -35,7 +36,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, extract, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from shared.models import Job, JobStatus, User
+from shared.models import Job, JobPhase, JobStatus, User
 
 # Any constant works; this one spells "tabpfn-claim" to whoever reads pg_locks.
 CLAIM_LOCK_KEY = 0x7461_6266_6E63_6C6D
@@ -53,6 +54,11 @@ class Claim:
     def is_status_check(self) -> bool:
         """The fit is already upstream; this slot only asks how it is doing."""
         return self.job.upstream_fit_id is not None
+
+    @property
+    def is_merge(self) -> bool:
+        """Every chunk of this large prediction is done; this slot merges their results."""
+        return self.job.chunks_total is not None
 
 
 @dataclass(frozen=True)
@@ -183,6 +189,9 @@ def _claim_queued(
             status=JobStatus.RUNNING,
             attempts=Job.attempts + 1,
             started_at=func.coalesce(Job.started_at, func.now()),
+            # A slot starts by loading the data and uploading it (the upstream call then
+            # reports its own phases, `worker.progress`).
+            phase=JobPhase.UPLOADING,
             **lease,
         )
         .returning(Job),

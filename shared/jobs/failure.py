@@ -18,3 +18,6 @@ class Failure:
 CANCELED_BY_USER = Failure(JobErrorCode.CANCELED, "Canceled by the user.")
 CANCELED_MODEL_DELETED = Failure(JobErrorCode.CANCELED, "The model was deleted.")
 MODEL_DELETED = Failure(JobErrorCode.TABPFN_MODEL_NOT_FOUND, "The model was deleted.")
+CHUNK_SIBLING_ENDED = Failure(
+    JobErrorCode.CANCELED, "The prediction this chunk belongs to ended without it."
+)

@@ -10,11 +10,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from shared.models import Job, JobKind, JobStatus, Model, ModelStatus, Task
+from shared.models import Job, JobKind, JobPhase, JobStatus, Model, ModelStatus, Task
 
 API_PREFIX = "/api/v1"
+# Which webhook events a job sends when its caller names none (shared.jobs.events).
+DEFAULT_CALLBACK_EVENTS = ("completed",)
 
 
 class JobError(BaseModel):
@@ -27,6 +29,42 @@ class JobLinks(BaseModel):
     cancel: str
     model: str | None
     result: str | None
+
+
+class Progress(BaseModel):
+    """Where an unfinished job stands. `phase` is null once the job has ended."""
+
+    phase: JobPhase | None = Field(
+        description="queued, uploading, fitting (the upstream fits), predicting (also while "
+        "a large prediction's chunks run) or storing."
+    )
+    chunks_done: int | None = Field(
+        default=None, description="A prediction split into chunks: how many are done."
+    )
+    chunks_total: int | None = Field(
+        default=None, description="A prediction split into chunks: how many there are."
+    )
+    queue_position: int | None = Field(
+        default=None,
+        description="While queued: 1 when this is the next of your jobs to start, 2 after "
+        "that one, ... (jobs of all users take turns; see the docs on fairness).",
+    )
+
+
+class UpstreamFacts(BaseModel):
+    """What the TabPFN service reported about the work, where it reports it."""
+
+    timings: dict[str, Any] | None = Field(
+        default=None, description="The service's own timings of the fit or prediction, seconds."
+    )
+    execution_mode: str | None = Field(
+        default=None, description="How the service ran a prediction: standard, thinking, cache."
+    )
+    cache_outcome: str | None = Field(
+        default=None,
+        description="For a model fit with fit_mode=fit_with_cache: hit, miss, fallback; "
+        "not_requested otherwise.",
+    )
 
 
 class JobOut(BaseModel):
@@ -44,8 +82,19 @@ class JobOut(BaseModel):
     error: JobError | None
     result: dict[str, Any] | None
     callback_url: str | None
+    callback_events: list[str]
     trace_id: str | None
     timings: dict[str, Any] | None
+    progress: Progress
+    upstream: UpstreamFacts | None
+    reused_from: uuid.UUID | None = Field(
+        description="A fit that reused the upstream fit of this earlier model of yours "
+        "(same data, task and options, same TabPFN token): no upstream call was made."
+    )
+    cached: bool = Field(
+        description="A prediction answered from an identical earlier prediction's stored "
+        "result: no upstream call was made."
+    )
     links: JobLinks
 
 
@@ -66,9 +115,33 @@ class ModelOut(BaseModel):
     fit_job_id: uuid.UUID | None
 
 
-def job_out(job: Job) -> JobOut:
+def progress_of(job: Job, queue_position: int | None = None) -> Progress:
+    """A job's progress; `queue_position` is computed by the caller (it costs a query)."""
+    status = JobStatus(job.status)
+    if status is JobStatus.QUEUED:
+        return Progress(phase=JobPhase.QUEUED, queue_position=queue_position)
+    return Progress(
+        phase=job.phase if status is JobStatus.RUNNING else None,
+        chunks_done=job.chunks_done,
+        chunks_total=job.chunks_total,
+    )
+
+
+def _upstream(job: Job) -> UpstreamFacts | None:
+    timings = job.timings or {}
+    facts = UpstreamFacts(
+        timings=timings.get("upstream"),
+        execution_mode=timings.get("execution_mode"),
+        cache_outcome=timings.get("cache_outcome"),
+    )
+    return facts if facts.model_dump(exclude_none=True) else None
+
+
+def job_out(job: Job, *, queue_position: int | None = None) -> JobOut:
     base = f"{API_PREFIX}/jobs/{job.id}"
     has_result = job.kind is JobKind.PREDICT and job.status is JobStatus.SUCCEEDED
+    result = job.result or {}
+    reused_from = result.get("reused_from")
     return JobOut(
         id=job.id,
         kind=job.kind,
@@ -84,8 +157,13 @@ def job_out(job: Job) -> JobOut:
         else None,
         result=job.result,
         callback_url=job.callback_url,
+        callback_events=list(job.params.get("callback_events") or DEFAULT_CALLBACK_EVENTS),
         trace_id=job.upstream_trace_id,
         timings=job.timings,
+        progress=progress_of(job, queue_position),
+        upstream=_upstream(job),
+        reused_from=uuid.UUID(reused_from) if reused_from else None,
+        cached=bool(result.get("cached")),
         links=JobLinks(
             self=base,
             cancel=f"{base}/cancel",

@@ -13,9 +13,15 @@ The job row is the state machine::
     queued   <── park_rate_limited()  the upstream's 429: the user's jobs wait, no attempt spent
     running, waiting  <── resume_waiting()   a worker died after the upstream took the fit
 
+    running, waiting on its chunks  <── await_chunks()   a large prediction became child jobs;
+                        │  the last chunk to succeed makes it due; a merge claims it again
+                        ▼
+    succeeded (merged) | failed (a chunk failed for good: the others are canceled)
+
 The sweeper's recoveries pass `lost_worker=True`: they then also require that the lease
 really is expired (a slot may have renewed it since the sweeper read the row) and, except
-for `resume_waiting`, that no fit was submitted meanwhile (such a job resumes instead).
+for `resume_waiting`, that the job does not wait without a slot (a submitted fit, a
+prediction waiting on its chunks): such a job resumes instead.
 
 Each function matches only while the job is still in the state it expects (and, for a
 worker, still holds its lease token), so two writers can never both move a job: the loser
@@ -32,12 +38,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
-from sqlalchemy.orm import Session
+from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
+from shared.jobs.chunks import Chunk
 from shared.jobs.events import schedule_event
-from shared.jobs.failure import Failure
-from shared.models import Job, JobKind, JobStatus, Model, ModelStatus, User, WebhookDelivery
+from shared.jobs.failure import CHUNK_SIBLING_ENDED, Failure
+from shared.models import (
+    Job,
+    JobErrorCode,
+    JobKind,
+    JobPhase,
+    JobStatus,
+    Model,
+    ModelStatus,
+    User,
+    WebhookDelivery,
+)
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 _RETURNING = {"synchronize_session": False, "populate_existing": True}
@@ -45,10 +62,22 @@ _RETURNING = {"synchronize_session": False, "populate_existing": True}
 
 @dataclass(frozen=True)
 class Finished:
-    """A job that just ended, and its webhook delivery to publish after the commit."""
+    """A job that just ended, and the webhook deliveries to publish after the commit (its
+    own, and its parent's when a failed chunk ended the prediction it belongs to)."""
 
     job: Job
-    delivery: WebhookDelivery | None
+    deliveries: tuple[WebhookDelivery, ...] = ()
+
+
+@dataclass(frozen=True)
+class FitFacts:
+    """What a model records when its fit succeeds: the upstream fit, what it was made from
+    (`shared.jobs.reuse.fit_key`), under which token, and the options of a refit."""
+
+    train_set_uid: str
+    fit_key: str | None = None
+    token_fingerprint: str | None = None
+    config: dict[str, Any] | None = None
 
 
 def _error_values(failure: Failure | None) -> dict[str, Any]:
@@ -70,10 +99,15 @@ def finish(
     result_payload_id: uuid.UUID | None = None,
     trace_id: str | None = None,
     timings: dict[str, Any] | None = None,
-    train_set_uid: str | None = None,
+    fit: FitFacts | None = None,
+    cache_key: str | None = None,
     lost_worker: bool = False,
 ) -> Finished | None:
-    """End the job if it is still in `from_statuses` (and holds `lease_token`, if given)."""
+    """End the job if it is still in `from_statuses` (and holds `lease_token`, if given).
+
+    A fit's model follows (ready with `fit`, or failed; a failed refit leaves the model as
+    it was). A chunk's end counts towards its parent, or ends it; a parent's end (other than
+    success) cancels its chunks."""
     now = datetime.now(UTC)
     values: dict[str, Any] = {
         "status": status,
@@ -81,6 +115,7 @@ def finish(
         "lease_token": None,
         "lease_expires_at": None,
         "next_check_at": None,
+        "phase": None,
         "updated_at": now,
         **_error_values(failure),
     }
@@ -92,6 +127,8 @@ def finish(
         values["upstream_trace_id"] = trace_id
     if timings is not None:
         values["timings"] = timings
+    if cache_key is not None:
+        values["cache_key"] = cache_key
     statement = update(Job).where(Job.id == job_id, Job.status.in_(from_statuses))
     if lease_token is not None:
         statement = statement.where(Job.lease_token == lease_token)
@@ -103,19 +140,102 @@ def finish(
     if job is None:
         return None
     if job.kind is JobKind.FIT and job.model_id is not None:
-        model_values: dict[str, Any] = {"updated_at": now}
-        if status is JobStatus.SUCCEEDED:
-            model_values.update(
-                status=ModelStatus.READY, fitted_at=now, train_set_uid=train_set_uid
+        _update_model(session, job, status, fit, now)
+    deliveries: list[WebhookDelivery] = []
+    if job.parent_job_id is not None:
+        deliveries += _chunk_ended(session, job, status)
+    elif job.chunks_total is not None and status is not JobStatus.SUCCEEDED:
+        _cancel_chunks(session, job.id)
+    delivery = schedule_event(session, job)
+    if delivery is not None:
+        deliveries.insert(0, delivery)
+    return Finished(job=job, deliveries=tuple(deliveries))
+
+
+def _update_model(
+    session: Session, job: Job, status: JobStatus, fit: FitFacts | None, now: datetime
+) -> None:
+    values: dict[str, Any] = {"updated_at": now}
+    if status is JobStatus.SUCCEEDED:
+        assert fit is not None, "a fit succeeds with its FitFacts"
+        values.update(
+            status=ModelStatus.READY,
+            fitted_at=now,
+            train_set_uid=fit.train_set_uid,
+            fit_key=fit.fit_key,
+            fitted_token_fingerprint=fit.token_fingerprint,
+        )
+        if fit.config is not None:
+            values["config"] = fit.config
+    elif job.params.get("refit"):
+        return  # a refit that did not succeed leaves the model as it was
+    else:
+        values["status"] = ModelStatus.FAILED
+    # Only while this job is still the model's fit: an older refit ending late never
+    # overwrites what a newer one did.
+    session.execute(
+        update(Model).where(Model.id == job.model_id, Model.fit_job_id == job.id).values(**values)
+    )
+
+
+def _chunk_ended(session: Session, chunk: Job, status: JobStatus) -> list[WebhookDelivery]:
+    """A chunk ended: one more done (the last one makes its parent due for the merge), or
+    the whole prediction fails, naming the chunk's rows."""
+    assert chunk.parent_job_id is not None
+    if status is JobStatus.SUCCEEDED:
+        done = Job.chunks_done + 1
+        session.execute(
+            update(Job)
+            .where(Job.id == chunk.parent_job_id, Job.status == JobStatus.RUNNING)
+            .values(
+                chunks_done=done,
+                next_check_at=case((done >= Job.chunks_total, func.now()), else_=None),
+                updated_at=func.now(),
             )
-        else:
-            model_values.update(status=ModelStatus.FAILED)
-        session.execute(update(Model).where(Model.id == job.model_id).values(**model_values))
-    return Finished(job=job, delivery=schedule_event(session, job))
+        )
+        return []
+    if status is not JobStatus.FAILED:
+        return []  # canceled along with its parent
+    total = session.scalar(select(Job.chunks_total).where(Job.id == chunk.parent_job_id))
+    start, stop = chunk.params.get("rows") or (0, 0)
+    where = Chunk(chunk.chunk_index or 0, int(start), int(stop)).describe(total or 0)
+    failure = Failure(
+        JobErrorCode(chunk.error_code or JobErrorCode.INTERNAL_ERROR),
+        f"The prediction of {where} failed: {chunk.error_message or 'no reason given'}",
+    )
+    ended = finish(
+        session,
+        chunk.parent_job_id,
+        JobStatus.FAILED,
+        from_statuses=(JobStatus.RUNNING,),
+        failure=failure,
+    )
+    return list(ended.deliveries) if ended is not None else []
+
+
+def _cancel_chunks(session: Session, parent_id: uuid.UUID) -> None:
+    """End every unfinished chunk of a prediction that ended; a slot running one loses its
+    lease, so whatever it still does is discarded."""
+    session.execute(
+        update(Job)
+        .where(Job.parent_job_id == parent_id, Job.status.in_(ACTIVE))
+        .values(
+            status=JobStatus.CANCELED,
+            finished_at=func.now(),
+            lease_token=None,
+            lease_expires_at=None,
+            next_check_at=None,
+            phase=None,
+            updated_at=func.now(),
+            **_error_values(CHUNK_SIBLING_ENDED),
+        )
+    )
 
 
 _LEASE_EXPIRED = Job.lease_expires_at < func.now()
-_LOST_AND_UNSUBMITTED = (_LEASE_EXPIRED, Job.upstream_fit_id.is_(None))
+# Jobs that wait without a slot: a fit the upstream took, a prediction waiting on chunks.
+_WAITS_WITHOUT_SLOT = or_(Job.upstream_fit_id.is_not(None), Job.chunks_total.is_not(None))
+_LOST_AND_UNSUBMITTED = (_LEASE_EXPIRED, ~_WAITS_WITHOUT_SLOT)
 
 
 def _running(job_id: uuid.UUID, lease_token: uuid.UUID | None) -> Any:
@@ -145,6 +265,7 @@ def requeue(
         "lease_token": None,
         "lease_expires_at": None,
         "next_check_at": None,
+        "phase": None,
         "updated_at": func.now(),
         **_error_values(failure),
     }
@@ -181,6 +302,7 @@ def park_rate_limited(
             rate_limit_parks=Job.rate_limit_parks + 1,
             lease_token=None,
             lease_expires_at=None,
+            phase=None,
             updated_at=func.now(),
             **_error_values(failure),
         )
@@ -208,14 +330,22 @@ def record_submitted(
     upstream_fit_id: str,
     trace_id: str,
     check_in_s: float,
+    token_fingerprint: str,
 ) -> bool:
     """The upstream accepted the fit: keep its id, so that no later attempt fits it again,
-    and give up the slot until its status is checked, `check_in_s` from now."""
+    and give up the slot until its status is checked, `check_in_s` from now.
+
+    The fingerprint of the token that made the fit is kept too: the model records it when
+    the fit succeeds, and only a fit under the same token may reuse it later."""
     recorded = session.execute(
         _running(job_id, lease_token).values(
             upstream_fit_id=upstream_fit_id,
             upstream_submitted_at=func.now(),
             upstream_trace_id=trace_id,
+            params=Job.params.op("||")(
+                func.jsonb_build_object("token_fingerprint", token_fingerprint)
+            ),
+            phase=JobPhase.FITTING,
             lease_token=None,
             lease_expires_at=None,
             next_check_at=func.now() + timedelta(seconds=check_in_s),
@@ -243,15 +373,23 @@ def await_upstream(
 def resume_waiting(
     session: Session, job_id: uuid.UUID, *, lease_token: uuid.UUID, lost_worker: bool = False
 ) -> bool:
-    """A worker died while it held a submitted fit: wait on that same fit, checked now."""
-    statement = _running(job_id, lease_token).where(Job.upstream_fit_id.is_not(None))
+    """A worker died while it held a submitted fit (or a prediction waiting on its chunks,
+    while merging them): wait on that same fit, checked now (merge again once every chunk
+    is done)."""
+    statement = _running(job_id, lease_token).where(_WAITS_WITHOUT_SLOT)
     if lost_worker:
         statement = statement.where(_LEASE_EXPIRED)
     resumed = session.execute(
         statement.values(
             lease_token=None,
             lease_expires_at=None,
-            next_check_at=func.now(),
+            next_check_at=case(
+                (
+                    or_(Job.chunks_total.is_(None), Job.chunks_done >= Job.chunks_total),
+                    func.now(),
+                ),
+                else_=None,
+            ),
             updated_at=func.now(),
         )
     )
@@ -269,7 +407,86 @@ def release_unstarted(session: Session, job_id: uuid.UUID, *, lease_token: uuid.
             attempts=func.greatest(Job.attempts - 1, 0),
             lease_token=None,
             lease_expires_at=None,
+            phase=None,
             updated_at=func.now(),
         )
     )
     return bool(released.rowcount)  # type: ignore[attr-defined]
+
+
+def set_phase(
+    session: Session, job_id: uuid.UUID, *, lease_token: uuid.UUID, phase: JobPhase
+) -> bool:
+    """Record what the slot holding the job does now (progress only; no state changes)."""
+    changed = session.execute(
+        _running(job_id, lease_token)
+        .values(phase=phase)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(changed.rowcount)  # type: ignore[attr-defined]
+
+
+def await_chunks(
+    session: Session,
+    job_id: uuid.UUID,
+    *,
+    lease_token: uuid.UUID,
+    chunks_total: int,
+    cache_key: str | None,
+) -> bool:
+    """A large prediction became `chunks_total` chunk jobs: give up the slot until the last
+    of them succeeds (which makes this job due for its merge). Its cache key is kept now
+    (it only counts once the job has succeeded)."""
+    waiting = session.execute(
+        _running(job_id, lease_token).values(
+            cache_key=cache_key,
+            lease_token=None,
+            lease_expires_at=None,
+            next_check_at=None,
+            chunks_total=chunks_total,
+            chunks_done=0,
+            phase=JobPhase.PREDICTING,
+            updated_at=func.now(),
+        )
+    )
+    return bool(waiting.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_stale(session: Session, model_id: uuid.UUID) -> int:
+    """The upstream no longer has this model's fit: it, and every ready model of the same
+    user on the same fit (a reused fit), is `stale` (a refit makes it ready again); returns
+    how many."""
+    gone = select(Model.user_id, Model.train_set_uid).where(Model.id == model_id).cte("gone")
+    marked = session.execute(
+        update(Model)
+        .where(
+            Model.user_id == gone.c.user_id,
+            Model.train_set_uid == gone.c.train_set_uid,
+            Model.status == ModelStatus.READY,
+        )
+        .values(status=ModelStatus.STALE, updated_at=func.now())
+        .execution_options(synchronize_session=False)
+    )
+    return int(marked.rowcount)  # type: ignore[attr-defined]
+
+
+def wake_waiting_parents(session: Session) -> int:
+    """Make due every prediction waiting on chunks none of which is unfinished any more (a
+    safety net: the last chunk's own transition normally does this); returns how many."""
+    chunk = aliased(Job)
+    unfinished = (
+        select(chunk.id).where(chunk.parent_job_id == Job.id, chunk.status.in_(ACTIVE)).exists()
+    )
+    woken = session.execute(
+        update(Job)
+        .where(
+            Job.status == JobStatus.RUNNING,
+            Job.lease_token.is_(None),
+            Job.chunks_total.is_not(None),
+            Job.next_check_at.is_(None),
+            ~unfinished,
+        )
+        .values(next_check_at=func.now(), updated_at=func.now())
+        .execution_options(synchronize_session=False)
+    )
+    return int(woken.rowcount)  # type: ignore[attr-defined]

@@ -11,11 +11,16 @@ class Task(StrEnum):
 
 
 class ModelStatus(StrEnum):
-    """A model is `pending` until its fit job succeeds (`ready`) or ends otherwise (`failed`)."""
+    """A model is `pending` until its fit job succeeds (`ready`) or ends otherwise (`failed`).
+
+    A ready model whose upstream fit is gone (the TabPFN service answered "not found": the
+    token now belongs to another account, the fit expired, the service forgot it) becomes
+    `stale` at the first prediction that finds out; a refit makes it `ready` again."""
 
     PENDING = "pending"
     READY = "ready"
     FAILED = "failed"
+    STALE = "stale"
 
 
 class JobKind(StrEnum):
@@ -40,6 +45,20 @@ class JobStatus(StrEnum):
 
 
 FINAL_JOB_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+
+
+class JobPhase(StrEnum):
+    """What a running job is doing right now (`progress.phase` of a Job).
+
+    `queued` until a worker takes it; a fit then uploads its data and waits on the upstream
+    (`fitting`); a prediction uploads its rows, waits on the upstream (`predicting`, also
+    while a large prediction's chunks run) and stores its result (`storing`)."""
+
+    QUEUED = "queued"
+    UPLOADING = "uploading"
+    FITTING = "fitting"
+    PREDICTING = "predicting"
+    STORING = "storing"
 
 
 class JobErrorCode(StrEnum):

@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, CreatedAtMixin, new_id, str_enum
-from shared.models.enums import JobKind, JobStatus
+from shared.models.enums import JobKind, JobPhase, JobStatus
 
 
 class Job(CreatedAtMixin, Base):
@@ -41,6 +41,13 @@ class Job(CreatedAtMixin, Base):
             "ix_jobs_awaiting_upstream_next_check_at",
             "next_check_at",
             postgresql_where=text("status = 'running' AND lease_token IS NULL"),
+        ),
+        # Earlier identical predictions of a model, for the prediction cache.
+        Index(
+            "ix_jobs_succeeded_model_id_cache_key",
+            "model_id",
+            "cache_key",
+            postgresql_where=text("status = 'succeeded' AND cache_key IS NOT NULL"),
         ),
         Index(
             "uq_jobs_user_id_idempotency_key",
@@ -87,6 +94,20 @@ class Job(CreatedAtMixin, Base):
     # Upstream 429s that sent the job back to wait; they cost no attempt, but are bounded.
     rate_limit_parks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     callback_url: Mapped[str | None] = mapped_column(Text)
+    # A large prediction runs as chunks: child jobs (hidden from the user) of its parent,
+    # each claimed, retried and leased like any job; the parent waits without a lease and
+    # merges their results once `chunks_done` reaches `chunks_total`.
+    parent_job_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
+    chunk_index: Mapped[int | None] = mapped_column(Integer)
+    chunks_total: Mapped[int | None] = mapped_column(Integer)
+    chunks_done: Mapped[int | None] = mapped_column(Integer)
+    # What the worker is doing for a running job (progress); NULL while queued.
+    phase: Mapped[JobPhase | None] = mapped_column(str_enum(JobPhase))
+    # A succeeded prediction's identity (model fit, rows, output options): a later identical
+    # prediction is answered from its result (`shared.jobs.reuse`).
+    cache_key: Mapped[str | None] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     upstream_trace_id: Mapped[str | None] = mapped_column(String(100))

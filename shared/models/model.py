@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, func
+from sqlalchemy import ForeignKey, Index, Integer, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, CreatedAtMixin, new_id, str_enum
@@ -15,6 +15,15 @@ class Model(CreatedAtMixin, Base):
     """A user's model; `ready` once its fit job stored the upstream `train_set_uid`."""
 
     __tablename__ = "models"
+    __table_args__ = (
+        # A user's ready models by what they were fitted on, for fit reuse.
+        Index(
+            "ix_models_ready_user_id_fit_key",
+            "user_id",
+            "fit_key",
+            postgresql_where=text("status = 'ready' AND fit_key IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     user_id: Mapped[uuid.UUID] = mapped_column(
@@ -31,6 +40,10 @@ class Model(CreatedAtMixin, Base):
     classes: Mapped[list[Any] | None]
     config: Mapped[dict[str, Any]]
     train_set_uid: Mapped[str | None] = mapped_column(String(64))
+    # What the fit was made from (data hash, task, options: `shared.jobs.reuse.fit_key`) and
+    # under which TabPFN token (its fingerprint): an identical later fit reuses this one.
+    fit_key: Mapped[str | None] = mapped_column(String(64))
+    fitted_token_fingerprint: Mapped[str | None] = mapped_column(String(64))
     dataset_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("payloads.id", ondelete="SET NULL"), index=True
     )

@@ -29,7 +29,8 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, cast, get_args
 
 import httpx
 import numpy as np
@@ -37,16 +38,21 @@ import pandas as pd
 import tabpfn_client
 from tabpfn_client.api_models import (
     ClassifierConfig,
+    ClassifierOutputType,
     ClassifierPredictParams,
     ClassifierTabPFNConfig,
+    FitMode,
     FitStatus,
     GetFitStatusRequest,
     GetFitStatusResponse,
     GetSettingsResponse,
     ModelLimit,
     RegressorConfig,
+    RegressorOutputType,
     RegressorPredictParams,
     RegressorTabPFNConfig,
+    ThinkingConfig,
+    ThinkingEffort,
 )
 from tabpfn_client.client import ServiceClient
 from tabpfn_client.errors import (
@@ -64,10 +70,11 @@ from tabpfn_client.estimator import (
 from tabpfn_client.models import ApiMode, ClientOptions
 from tabpfn_client.utils import model_limit_from_version, model_version_from_path
 
-from shared.models.enums import Task
+from shared.models.enums import JobPhase, Task
 from shared.tabpfn import errors
 from shared.tabpfn.classify import CallRecord, by_status, upstream_message
 from shared.tabpfn.config import TabPFNConfig
+from shared.tabpfn.outputs import prediction_rows
 from shared.tabpfn.types import (
     FitState,
     FitStatusReport,
@@ -124,6 +131,40 @@ def available_models() -> dict[str, list[str]]:
     }
 
 
+def model_version(model_path: str) -> str:
+    """The model version a name belongs to (`v3.5`, `v2.5`, ...), as tabpfn-client reads it."""
+    return str(model_version_from_path(model_path).value)
+
+
+def output_types(task: Task) -> list[str]:
+    """The prediction output types tabpfn-client offers for `task`, default first."""
+    if task is Task.CLASSIFICATION:
+        return [ClassifierOutputType.PREDS.value, ClassifierOutputType.PROBAS.value]
+    members = [member.value for member in RegressorOutputType]
+    return ["mean", *[m for m in members if m != "mean"]]
+
+
+def fit_modes() -> list[str]:
+    """The fit modes tabpfn-client accepts (`fit_with_cache` keeps a cache upstream)."""
+    return [mode.value for mode in FitMode]
+
+
+def thinking_efforts() -> list[str]:
+    """The Thinking-mode effort levels tabpfn-client accepts."""
+    return [str(level) for level in get_args(ThinkingEffort)]
+
+
+# Which upstream request starts which phase of a job (`on_phase` of fit and predict calls).
+_PHASE_OF_PATH = {
+    "/tabpfn/prepare_train_set_upload": JobPhase.UPLOADING,
+    "/tabpfn/prepare_test_set_upload": JobPhase.UPLOADING,
+    "/tabpfn/fit": JobPhase.FITTING,
+    "/tabpfn/submit_fit_job": JobPhase.FITTING,
+    "/tabpfn/predict": JobPhase.PREDICTING,
+}
+PhaseCallback = Callable[[JobPhase], None]
+
+
 class TabPFNUpstream:
     """Calls to the TabPFN service on behalf of many users, safe across forks and threads."""
 
@@ -167,7 +208,10 @@ class TabPFNUpstream:
                     timeout=self.timeout_s,
                     headers={"Prior-Client-Version": CLIENT_VERSION},
                     follow_redirects=True,
-                    event_hooks={"response": [self._record_failure]},
+                    event_hooks={
+                        "request": [self._report_phase],
+                        "response": [self._record_failure],
+                    },
                     # Every call in flight needs a connection (uploads use a few).
                     limits=httpx.Limits(
                         max_connections=self.max_connections,
@@ -209,10 +253,22 @@ class TabPFNUpstream:
             body = {}
         record.body = body if isinstance(body, dict) else {}
 
-    def _begin_call(self) -> CallRecord:
+    def _begin_call(self, on_phase: PhaseCallback | None = None) -> CallRecord:
         record = CallRecord()
         self._local.record = record
+        self._local.on_phase = on_phase
         return record
+
+    def _report_phase(self, request: httpx.Request) -> None:
+        """Tell the caller which phase its call entered, from the request it is making."""
+        on_phase: PhaseCallback | None = getattr(self._local, "on_phase", None)
+        phase = _PHASE_OF_PATH.get(request.url.path)
+        if on_phase is None or phase is None:
+            return
+        try:
+            on_phase(phase)
+        except Exception as error:  # progress is informative: never fail the call for it
+            logger.warning("could not record the job's phase: %s", type(error).__name__)
 
     # -- account -------------------------------------------------------------------------
 
@@ -269,6 +325,7 @@ class TabPFNUpstream:
             test_max_rows=limit.test_set_max_rows,
             test_max_cells=limit.test_set_max_cells,
             predict_row_pairs_budget=limit.predict_row_pairs_budget,
+            test_max_rows_full_output=limit.test_set_max_rows_w_full_regression_output,
         )
 
     def _settings_for(self, token: str, cache_key: str) -> GetSettingsResponse | None:
@@ -303,20 +360,31 @@ class TabPFNUpstream:
     # -- fit and predict -----------------------------------------------------------------
 
     def submit_fit(
-        self, token: str, X: pd.DataFrame, y: np.ndarray, task: Task, config: TabPFNConfig
+        self,
+        token: str,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        task: Task,
+        config: TabPFNConfig,
+        *,
+        on_phase: PhaseCallback | None = None,
     ) -> SubmittedFit:
-        """Upload the train set and submit its fit; returns once the upstream accepted it."""
+        """Upload the train set and submit its fit; returns once the upstream accepted it.
+
+        `on_phase` hears when the call starts uploading and when it submits the fit."""
         client = self._client()
         trace_id = uuid.uuid4().hex
         options = self._options(token, trace_id)
         tabpfn_config = _tabpfn_config(task, config)
-        record = self._begin_call()
+        thinking = config.thinking_effort is not None
+        record = self._begin_call(on_phase)
         try:
             result = client.fit_with_result(
                 _clean_text_features(X),
                 y,
                 task_config=_build_fit_task_config(tabpfn_config),
-                tabpfn_systems=_build_tabpfn_systems(config.paper_version, False),
+                tabpfn_systems=_build_tabpfn_systems(config.paper_version, thinking),
+                thinking_config=_thinking_config(config) if thinking else None,
                 text_handling=config.text_handling,
                 # Always async: a sync fit would hold the call open for the whole fit.
                 api_mode=ApiMode.ASYNC,
@@ -370,10 +438,12 @@ class TabPFNUpstream:
         quantiles: list[float] | None,
         config: TabPFNConfig,
         timeout_s: float | None = None,
+        on_phase: PhaseCallback | None = None,
     ) -> PredictOutcome:
-        """Predict from a stored fit; quantiles come back row-major (one list per row).
+        """Predict from a stored fit; every output comes back row by row (`outputs`).
 
-        `timeout_s` bounds the predict request (default: the adapter's timeout)."""
+        `timeout_s` bounds the predict request (default: the adapter's timeout); `on_phase`
+        hears when the call starts uploading the rows and when it asks for predictions."""
         client = self._client()
         trace_id = uuid.uuid4().hex
         options = self._options(token, trace_id, timeout_s)
@@ -389,7 +459,7 @@ class TabPFNUpstream:
                 tabpfn_config=cast(RegressorTabPFNConfig, tabpfn_config),
                 predict_params=RegressorPredictParams(output_type=output_type, quantiles=quantiles),
             )
-        record = self._begin_call()
+        record = self._begin_call(on_phase)
         try:
             result = client.predict(
                 fitted_train_set_id=uuid.UUID(train_set_uid),
@@ -399,10 +469,15 @@ class TabPFNUpstream:
             )
         except _CLIENT_ERRORS as error:
             raise self._translate(error, record, trace_id=trace_id) from None
+        predictions, extras = prediction_rows(result.y_pred, output_type)
+        metadata = result.metadata or {}
         return PredictOutcome(
-            predictions=_rows(result.y_pred, output_type),
+            predictions=predictions,
+            extras=extras,
             timings=result.timings,
             trace_id=trace_id,
+            execution_mode=_text_or_none(metadata.get("execution_mode")),
+            cache_outcome=_text_or_none(metadata.get("cache_outcome")),
         )
 
     def _options(self, token: str, trace_id: str, timeout_s: float | None = None) -> ClientOptions:
@@ -475,13 +550,16 @@ def _tabpfn_config(
     return RegressorTabPFNConfig.model_validate({k: v for k, v in fields.items() if k in allowed})
 
 
-def _rows(y_pred: Any, output_type: str) -> list[Any]:
-    """Predictions as plain lists with one entry per row (quantiles transposed to rows)."""
-    array = np.asarray(y_pred)
-    if output_type == "quantiles":
-        array = array.reshape(1, -1) if array.ndim == 1 else array
-        return cast(list[Any], array.T.tolist())
-    return cast(list[Any], array.tolist())
+def _thinking_config(config: TabPFNConfig) -> ThinkingConfig:
+    return ThinkingConfig(
+        effort=config.thinking_effort,
+        timeout_secs=config.thinking_timeout_s,
+        metric=config.thinking_metric,
+    )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return str(value) if value is not None else None
 
 
 __all__ = [
@@ -494,4 +572,8 @@ __all__ = [
     "TokenStatus",
     "Usage",
     "available_models",
+    "fit_modes",
+    "model_version",
+    "output_types",
+    "thinking_efforts",
 ]

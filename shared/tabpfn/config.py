@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# The longest Thinking budget the service offers (a Thinking fit takes up to 40 minutes).
+MAX_THINKING_TIMEOUT_S = 2400
 
 
 class TabPFNConfig(BaseModel):
@@ -31,10 +34,47 @@ class TabPFNConfig(BaseModel):
     random_state: int | None = Field(default=0, ge=0, le=2**32 - 1)
     inference_config: dict[str, Any] | None = None
     categorical_features_indices: list[int] | None = Field(default=None, max_length=2000)
-    fit_mode: Literal["fit_preprocessors", "fit_with_cache"] | None = None
+    fit_mode: str | None = Field(
+        default=None,
+        max_length=40,
+        description="`fit_with_cache` keeps the fitted model cached upstream: the fast path "
+        "for many predictions from one fit. `fit_preprocessors` (the service's default) "
+        "fits the preprocessing only.",
+    )
     paper_version: bool = False
     text_handling: Literal["advanced", "simple"] = "advanced"
     api_mode: Literal["auto", "sync", "async"] = Field(
         default="auto",
-        description="`async` submits the fit and polls for it (long fits); `auto` decides by size.",
+        description="Accepted for compatibility and ignored: every fit is submitted "
+        "asynchronously and waited on without holding a worker.",
     )
+    thinking_effort: str | None = Field(
+        default=None,
+        max_length=20,
+        description="Thinking mode (TabPFN-3.5, API only): the fit searches longer for a "
+        "better model. One of the efforts in GET /api/v1/models/available; unset: no Thinking.",
+    )
+    thinking_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_THINKING_TIMEOUT_S,
+        description="Thinking mode's time budget for the fit, seconds (at most 2400).",
+    )
+    thinking_metric: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The metric Thinking mode optimises (the service's names, e.g. `roc_auc`).",
+    )
+
+    @model_validator(mode="after")
+    def _thinking_needs_an_effort(self) -> TabPFNConfig:
+        if self.thinking_effort is None and (
+            self.thinking_timeout_s is not None or self.thinking_metric is not None
+        ):
+            raise ValueError(
+                "thinking_timeout_s and thinking_metric apply to Thinking mode; "
+                "set thinking_effort too"
+            )
+        if self.thinking_effort is not None and self.paper_version:
+            raise ValueError("Thinking mode and paper_version cannot be combined")
+        return self

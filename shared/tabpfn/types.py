@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -33,6 +33,8 @@ class Limits:
     test_max_rows: int
     test_max_cells: int
     predict_row_pairs_budget: int
+    # The `full` regression output is capped lower (400 rows on the hosted v3).
+    test_max_rows_full_output: int
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,15 @@ class FitStatusReport:
 
 @dataclass(frozen=True)
 class PredictOutcome:
-    """Predictions as JSON-ready lists, one entry per input row."""
+    """Predictions as JSON-ready lists, one entry per input row (`shared.tabpfn.outputs`).
+
+    `extras` holds what is the same for every row (`full`'s bar borders); the upstream's
+    `execution_mode` (standard, thinking, cache) and `cache_outcome` are what its answer's
+    metadata says, when it says it."""
 
     predictions: list[Any]
     timings: dict[str, Any] | None
     trace_id: str
+    extras: dict[str, Any] = field(default_factory=dict)
+    execution_mode: str | None = None
+    cache_outcome: str | None = None

@@ -35,6 +35,7 @@ def running_job(database: Database, **values: object) -> tuple[uuid.UUID, uuid.U
             callback_url="http://127.0.0.1:9/hook",
             **values,
         )
+        model.fit_job_id = job_id
     return job_id, token, user.id
 
 
@@ -56,15 +57,16 @@ def test_finish_needs_the_current_lease(db: Database) -> None:
             from_statuses=(JobStatus.RUNNING,),
             lease_token=token,
             result={"train_set_uid": "fit-1"},
-            train_set_uid="fit-1",
+            fit=transitions.FitFacts(train_set_uid="fit-1", fit_key="k", token_fingerprint="f"),
         )
-        assert done is not None and done.delivery is not None
-        assert done.delivery.event == "job.succeeded"
+        assert done is not None and len(done.deliveries) == 1
+        assert done.deliveries[0].event == "job.succeeded"
         row = job(session, job_id)
         assert row.status is JobStatus.SUCCEEDED and row.lease_token is None
         model = session.get(Model, row.model_id)
         assert model is not None and model.status is ModelStatus.READY
         assert model.train_set_uid == "fit-1"
+        assert (model.fit_key, model.fitted_token_fingerprint) == ("k", "f")
         # A second writer (a cancel, the sweeper) finds nothing to move.
         assert transitions.finish(session, job_id, JobStatus.CANCELED) is None
         deliveries = session.scalars(
@@ -83,6 +85,7 @@ def test_a_submitted_fit_waits_without_a_lease_and_resumes_after_a_crash(db: Dat
             upstream_fit_id="fit-9",
             trace_id="t",
             check_in_s=30,
+            token_fingerprint="fp",
         )
         row = job(session, job_id)
         assert row.status is JobStatus.RUNNING and row.lease_token is None

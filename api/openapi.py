@@ -1,4 +1,5 @@
-"""OpenAPI for bodies we parse ourselves (fit and predict read JSON or multipart directly).
+"""OpenAPI for bodies we parse ourselves (fit and predict read JSON or multipart directly;
+the auth routes parse their small JSON after their checks).
 
 Routes declare `request_body(...)` in `openapi_extra`; `install()` adds the referenced
 Pydantic schemas to the document's components.
@@ -31,6 +32,19 @@ def request_body(json_model: type[BaseModel], form_fields: dict[str, str]) -> di
                 "multipart/form-data": {
                     "schema": {"type": "object", "properties": properties, "required": ["file"]}
                 },
+            },
+        }
+    }
+
+
+def json_request_body(json_model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting a JSON body that a dependency parses (after the checks
+    that guard it), with the model added by `install()`."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": REF.format(model=json_model.__name__)}}
             },
         }
     }

@@ -120,6 +120,9 @@ def cancel(job: str) -> Send:
 def multipart(path: str, files: dict[str, Any] | None, data: dict[str, str]) -> Send:
     def send(client: TestClient, world: World) -> httpx.Response:
         url = path.format(w=world)
+        if files is None:  # httpx sends fields alone urlencoded; (None, value) keeps multipart
+            fields = {name: (None, value) for name, value in data.items()}
+            return client.post(url, files=fields, headers=world.owner.headers)
         return client.post(url, files=files, data=data, headers=world.owner.headers)
 
     return send

@@ -6,7 +6,9 @@ import io
 
 import pandas as pd
 
-from shared.datasets.file_input import read_table, split_target, to_feature_table
+from shared.datasets import file_reader
+from shared.datasets.file_input import split_target, to_feature_table
+from shared.datasets.limits import fit_bounds
 from shared.jobs.results import columns
 from shared.models import Task
 
@@ -15,6 +17,12 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.to_parquet(buffer)
     return buffer.getvalue()
+
+
+def read_table(content: bytes, filename: str) -> pd.DataFrame:
+    """A training file (features and one target column) read as a submission reads it."""
+    upload = file_reader.inspect(content, filename)
+    return file_reader.decode(upload, fit_bounds(None), extra_cols=1)
 
 
 def test_parquet_columns_named_by_numbers_are_usable() -> None:

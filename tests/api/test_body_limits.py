@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
@@ -54,14 +53,14 @@ def _concrete(path: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def metered(app: FastAPI) -> Iterator[tuple[MeteredBody, TestClient]]:
+def metered(app: FastAPI) -> tuple[MeteredBody, TestClient]:
     wrapper = MeteredBody(app)
-    yield wrapper, TestClient(wrapper, client=("198.51.100.40", 1))
+    return wrapper, TestClient(wrapper, client=("198.51.100.40", 1))
 
 
 def test_the_route_list_covers_the_api(app: FastAPI) -> None:
     endpoints = _endpoints(app)
-    assert SUBMISSIONS <= set(endpoints)
+    assert set(endpoints) >= SUBMISSIONS
     assert ("POST", "/api/v1/auth/setup") in endpoints and len(endpoints) >= 20
 
 

@@ -56,6 +56,11 @@ class UploadSlots:
         with self._lock:
             return self.size - self._free
 
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiters)
+
     async def acquire(self, timeout_s: float) -> bool:
         """Take a slot, waiting at most `timeout_s`; False when none came free in time."""
         with self._lock:

@@ -45,3 +45,16 @@ def test_missing_booleans_stay_missing() -> None:
 def test_distinct_quantiles_get_distinct_columns() -> None:
     names = columns("quantiles", None, [0.1234561, 0.1234562, 0.5])
     assert len(set(names)) == 3 and names[2] == "quantile_0.5"
+
+
+def test_a_csv_header_is_counted_without_splitting_quoted_commas() -> None:
+    upload = file_reader.inspect(b'\n\n"a,b", c,"d"\r\n1,2,3\n', "x.csv")
+    assert upload.n_cols == 3 and upload.n_rows is None
+    assert list(file_reader.decode(upload, fit_bounds(None)).columns) == ["a,b", "c", "d"]
+
+
+def test_a_parquet_footer_gives_the_shape_and_the_decoded_size() -> None:
+    frame = pd.DataFrame({"a": range(1000), "b": [0.5] * 1000}, index=[2 * i for i in range(1000)])
+    upload = file_reader.inspect(parquet_bytes(frame), None)
+    assert upload.is_parquet and upload.n_rows == 1000 and upload.n_cols == 2
+    assert upload.decoded_bytes >= 1000 * 3 * file_reader.DECODED_CELL_BYTES  # index included

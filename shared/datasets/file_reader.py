@@ -30,10 +30,11 @@ from shared.errors import PayloadTooLarge, ValidationFailed
 PARQUET_MAGIC = b"PAR1"
 # Float64 columns take 8 bytes a cell once decoded, and text columns at least a pointer.
 DECODED_CELL_BYTES = 8
-# Honest Parquet files of numbers decode to about their size, heavily repeated categories to
-# some tens of times; a bomb to thousands. Tables up to the floor may compress as they like.
-MAX_EXPANSION = 32
-EXPANSION_FLOOR_BYTES = 16 * 1024 * 1024
+# Honest Parquet files decode to about their size (measured numbers) up to some 150 times it
+# (sparse one-hot columns, zstd); a bomb of repeated values to thousands of times. Tables up
+# to the floor (a million float64 cells) may compress as they like.
+MAX_EXPANSION = 256
+EXPANSION_FLOOR_BYTES = 8 * 1024 * 1024
 _QUOTED = re.compile(rb'"[^"]*"')
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
 
 from shared.datasets import file_reader
@@ -58,3 +59,15 @@ def test_a_parquet_footer_gives_the_shape_and_the_decoded_size() -> None:
     upload = file_reader.inspect(parquet_bytes(frame), None)
     assert upload.is_parquet and upload.n_rows == 1000 and upload.n_cols == 2
     assert upload.decoded_bytes >= 1000 * 3 * file_reader.DECODED_CELL_BYTES  # index included
+
+
+def test_honest_sparse_parquet_passes_the_decompression_guard() -> None:
+    """One-hot columns compress some 50-150 times; bombs of repeated values thousands."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame((rng.random((50_000, 40)) < 0.05).astype(float))
+    frame.columns = [f"f{i}" for i in range(40)]
+    frame["y"] = rng.random(50_000)
+    upload = file_reader.inspect(parquet_bytes(frame), None)
+    assert upload.decoded_bytes > file_reader.EXPANSION_FLOOR_BYTES
+    assert upload.decoded_bytes > 20 * len(upload.content)  # well compressed, yet honest
+    assert file_reader.decode(upload, fit_bounds(None), extra_cols=1).shape == (50_000, 41)

@@ -1,21 +1,37 @@
-"""Reading a submission body: JSON, or multipart with a CSV/Parquet `file` and form fields.
+"""Reading request bodies: a submission's JSON or multipart, and the small JSON of other routes.
 
-The body is read by an async dependency (network I/O stays on the event loop); parsing and
-validation then run in the sync route's thread, off the loop.
+No body is read before the checks that guard it. A submission's body is read only once the
+caller is authenticated (`read_body` depends on the API key): then, and only then, may it
+grow to MAX_UPLOAD_BYTES (below that, the middleware stops every body at
+MAX_SMALL_BODY_BYTES), and a large one takes an upload slot first (`api/uploads.py`). The
+small routes parse their JSON in a dependency that comes after their key check or rate
+limit, rather than as a declared body, which FastAPI would read and parse before anything.
+
+Bodies are read on the event loop (network I/O); parsing and validation of submissions then
+run in the sync route's thread, off the loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, Request
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
+from api.auth import CurrentUserDep
+from api.deps import ContextDep
+from api.errors import describe_validation_errors
+from api.middleware import allow_upload
+from api.uploads import LARGE_BODY_BYTES
 from shared.errors import UnsupportedMediaType, ValidationFailed
 
 MAX_FORM_FIELDS = 30
+ModelT = TypeVar("ModelT", bound=BaseModel)
+SEND_JSON = "send it with `Content-Type: application/json`"
 
 
 @dataclass
@@ -32,35 +48,98 @@ class RawBody:
         return self.json_bytes is None
 
 
-async def read_body(request: Request) -> RawBody:
-    """The body as sent; 415 for any other content type."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type in ("", "application/json") or content_type.endswith("+json"):
-        return RawBody(json_bytes=await request.body())
-    if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        form = await request.form(max_files=1, max_fields=MAX_FORM_FIELDS)
-        try:
-            raw = RawBody()
-            for key, value in form.multi_items():
-                if isinstance(value, UploadFile):
-                    if key != "file":
-                        raise ValidationFailed(f"Unexpected file field {key!r}; send it as `file`.")
-                    raw.file_bytes = await value.read()
-                    raw.filename = value.filename
-                else:
-                    if "\x00" in value or "\x00" in key:
-                        raise ValidationFailed(f"Form field {key!r} holds the NUL character.")
-                    raw.fields[key] = value
-            return raw
-        finally:
-            await form.close()
-    raise UnsupportedMediaType(
-        f"Content-Type {content_type!r} is not supported; send application/json or "
-        "multipart/form-data (a CSV or Parquet `file` plus form fields)."
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type in ("", "application/json") or content_type.endswith("+json")
+
+
+def _unsupported(content_type: str, accepted: str) -> UnsupportedMediaType:
+    hint = ""
+    if content_type == "application/x-www-form-urlencoded":
+        # What `curl -d` sends unless told otherwise, even when the data is JSON.
+        hint = " (curl -d sends that unless you add -H 'Content-Type: application/json')"
+    return UnsupportedMediaType(
+        f"Content-Type {content_type!r} is not supported{hint}; {accepted}."
     )
 
 
+def _is_large(request: Request, multipart: bool) -> bool:
+    """Whether the body needs an upload slot: a file (Parquet may decode to many times its
+    size), a declared length over LARGE_BODY_BYTES, or no declared length at all."""
+    declared = request.headers.get("content-length", "")
+    return multipart or not declared.isdigit() or int(declared) > LARGE_BODY_BYTES
+
+
+async def read_body(
+    request: Request, _: CurrentUserDep, context: ContextDep
+) -> AsyncIterator[RawBody]:
+    """The submission body as sent, read once the caller is authenticated (401 first,
+    without reading it), through an upload slot when large; 415 for other content types."""
+    content_type = _content_type(request)
+    multipart = content_type == "multipart/form-data"
+    if not multipart and not _is_json(content_type):
+        raise _unsupported(
+            content_type,
+            f"{SEND_JSON}, or a CSV or Parquet `file` plus form fields as multipart/form-data",
+        )
+    allow_upload(request.scope)
+    if _is_large(request, multipart):
+        async with context.uploads.hold():
+            yield await _read(request, multipart)
+    else:
+        yield await _read(request, multipart)
+
+
+async def _read(request: Request, multipart: bool) -> RawBody:
+    if not multipart:
+        return RawBody(json_bytes=await request.body())
+    form = await request.form(max_files=1, max_fields=MAX_FORM_FIELDS)
+    try:
+        raw = RawBody()
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if key != "file":
+                    raise ValidationFailed(f"Unexpected file field {key!r}; send it as `file`.")
+                raw.file_bytes = await value.read()
+                raw.filename = value.filename
+            else:
+                if "\x00" in value or "\x00" in key:
+                    raise ValidationFailed(f"Form field {key!r} holds the NUL character.")
+                raw.fields[key] = value
+        return raw
+    finally:
+        await form.close()
+
+
+async def read_small_json(request: Request, model: type[ModelT]) -> ModelT:
+    """A small JSON body (the middleware stops it at MAX_SMALL_BODY_BYTES) as `model`.
+
+    Routes call this from a dependency that runs after their key check or rate limit."""
+    content_type = _content_type(request)
+    if not _is_json(content_type):
+        raise _unsupported(content_type, SEND_JSON)
+    body = parse_json_object(await request.body())
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        message, details = describe_validation_errors(list(error.errors()))
+        raise ValidationFailed(message, details=details) from None
+
+
+async def read_optional_json(request: Request, _: CurrentUserDep) -> RawBody:
+    """A small, optional JSON body (a refit's), read once the caller is authenticated; the
+    middleware stops it at MAX_SMALL_BODY_BYTES."""
+    content_type = _content_type(request)
+    if not _is_json(content_type):
+        raise _unsupported(content_type, SEND_JSON)
+    return RawBody(json_bytes=await request.body())
+
+
 RawBodyDep = Annotated[RawBody, Depends(read_body)]
+OptionalJsonDep = Annotated[RawBody, Depends(read_optional_json)]
 
 
 _NON_JSON_CONSTANTS = (b"NaN", b"Infinity", b"-Infinity")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import redis
 
+from api.uploads import UploadSlots
 from shared.config import Settings
 from shared.db import Database
 from shared.queue import Publisher
@@ -28,6 +29,7 @@ class AppContext:
     box: SecretBox
     hasher: KeyHasher
     upstream: TabPFNUpstream
+    uploads: UploadSlots
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -50,6 +52,7 @@ class AppContext:
                 timeout_s=settings.TABPFN_API_TIMEOUT_S,
                 settings_ttl_s=settings.UPSTREAM_SETTINGS_TTL_S,
             ),
+            uploads=UploadSlots(settings.UPLOAD_SLOTS, settings.UPLOAD_SLOT_WAIT_S),
         )
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from api.context import AppContext
 from api.errors import register_error_handlers
 from api.middleware import RequestContextMiddleware
 from api.routes import auth, jobs, meta, metrics, models, usage, users
+from api.schemas.auth import KeyIn, SetupIn, TokenIn
 from api.schemas.jobs import FitBody, PredictBody, RefitBody
 from shared.config import Settings, get_settings
 from shared.logs import setup_logging
@@ -43,14 +44,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.context = context
     app.add_middleware(
-        RequestContextMiddleware, max_body_bytes=settings.MAX_UPLOAD_BYTES, observer=observe_request
+        RequestContextMiddleware,
+        max_body_bytes=settings.MAX_UPLOAD_BYTES,
+        small_body_bytes=settings.MAX_SMALL_BODY_BYTES,
+        observer=observe_request,
     )
     register_error_handlers(app)
     app.include_router(meta.router)
     app.include_router(metrics.router)
     for router in (auth.router, users.router, models.router, jobs.router, usage.router):
         app.include_router(router)
-    openapi.install(app, [FitBody, PredictBody, RefitBody])
+    openapi.install(app, [FitBody, PredictBody, RefitBody, SetupIn, KeyIn, TokenIn])
     return app
 
 

@@ -1,4 +1,5 @@
-"""OpenAPI for bodies we parse ourselves (fit and predict read JSON or multipart directly).
+"""OpenAPI for bodies we parse ourselves (fit and predict read JSON or multipart directly;
+the auth routes parse their small JSON after their checks).
 
 Routes declare `request_body(...)` in `openapi_extra`; `install()` adds the referenced
 Pydantic schemas to the document's components.
@@ -36,8 +37,9 @@ def request_body(json_model: type[BaseModel], form_fields: dict[str, str]) -> di
     }
 
 
-def json_body(json_model: type[BaseModel], *, required: bool) -> dict[str, Any]:
-    """`openapi_extra` documenting a JSON-only body (optional when `required` is False)."""
+def json_body(json_model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """`openapi_extra` documenting a JSON-only body that the route parses itself (after the
+    checks that guard it), with the model added by `install()`; optional when not `required`."""
     return {
         "requestBody": {
             "required": required,

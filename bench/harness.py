@@ -56,13 +56,21 @@ class BenchStack:
         command.upgrade(alembic_config(self.settings.DATABASE_URL), "head")
         self.processes: list[ManagedProcess] = []
 
-    def serve(self, app: str, *, name: str, extra_env: dict[str, str] | None = None) -> str:
-        """Run `uvicorn <app>` (one process, as DESIGN §3) and return its base URL."""
+    def serve(
+        self,
+        app: str,
+        *,
+        name: str,
+        extra_env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> str:
+        """Run `uvicorn <app>` (one process, as DESIGN §3) and return its base URL; `cwd`
+        serves it from another checkout (e.g. the code a change started from)."""
         port = free_port()
         args = [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port)]
-        process = ManagedProcess(
-            name, args, child_env(self.settings, **(extra_env or {})), self.logs / f"{name}.log"
-        )
+        env = child_env(self.settings, **(extra_env or {}))
+        log = self.logs / f"{name}.log"
+        process = ManagedProcess(name, args, env, log, **({"cwd": cwd} if cwd else {}))
         self.processes.append(process)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60

@@ -78,6 +78,20 @@ buffer, a copy of that buffer), so about 6× counting the data itself. The worke
 floor: it fetches the payload in binary, decodes it column-major (which spares the client a
 copy), and hands the fetch and decode buffers back to the OS before the client starts.
 4× is below what tabpfn-client 0.6.1 needs by itself for this fit.
+
+**API memory under hostile bodies: met.** Without a key no request reads more than 16 KiB:
+a 60 MiB body to setup is refused (413) when its declared length is seen, one to create a
+key or to fit gets 401, and neither is read, so eight at once add a couple of MB (the
+server's socket buffers) where the starting code added about 380 MB for *one* such body to
+setup or to create a key (it read and parsed it before the key check or the rate limit).
+Parquet bombs are refused from their footer: the row bombs by the row limit, the
+decompression bomb by the expansion guard, at a few MB for eight, where one 10 M-row bomb
+cost the starting code 1.2 GB and one 40 M-row bomb 4.7 GB and 22 s. The last row is not a
+bomb the guard refuses but the most a small file may still decode to (a million cells):
+it is decoded and accepted like any upload, and eight at once cost about +180 MB, four at a
+time through the upload slots, some 45 MB each (the Arrow table, its pandas frame, the
+typed feature table and the stored Parquet). Larger honest uploads cost about the same per
+decoded byte, bounded by `UPLOAD_SLOTS` (docs/operations.md, Sizing).
 """
 
 
@@ -191,14 +205,62 @@ def _depth(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def _api_memory_rows(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| scenario | requests at once | answers | idle (MB) | peak (MB) | added (MB) "
+        "| after (MB) | seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        answers = ", ".join(f"{n}× {answer}" for answer, n in row["answers"].items())
+        lines.append(
+            f"| {row['scenario']} | {row['requests']} | {answers} | {row['idle_mb']} | "
+            f"{row['peak_mb']} | {row['added_mb']} | {row['after_mb']} | {row['seconds']} |"
+        )
+    return lines
+
+
+def _api_memory(data: dict[str, Any]) -> list[str]:
+    lines = [
+        "## API memory under hostile bodies",
+        "",
+        f"One uvicorn process (a fresh one per scenario) serves {data['concurrency']} concurrent",
+        f"requests of each kind: {data['body_mib']} MiB JSON bodies (tens of millions of zeros,",
+        "costly to parse) without an API key, and Parquet bombs from an authenticated user (files",
+        "of zeros that declare many rows). *Idle* is the API's RSS just before the scenario (after",
+        "a warm-up down every path), *peak* its highest RSS during it (psutil sampled every 5 ms,",
+        "and the kernel's high-water mark reset before the scenario), *after* its RSS half a",
+        f"second after the last answer. `UPLOAD_SLOTS` = {data['upload_slots']}.",
+        "",
+        *_api_memory_rows(data["rows"]),
+        "",
+    ]
+    worst = max(row["added_mb"] for row in data["rows"])
+    target = data["target_added_mb"]
+    lines += [f"Target: under +{target} MB: {_verdict(worst < target)} (at most +{worst} MB).", ""]
+    baseline = data.get("baseline")
+    if baseline:
+        lines += [
+            "The same scenarios against the code this work started from, in the same run, "
+            f"{baseline['concurrency']} at a",
+            "time (it reads and decodes every body: 8 at once would take tens of GB on this shared",
+            "machine):",
+            "",
+            *_api_memory_rows(baseline["rows"]),
+            "",
+        ]
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     machine = results.get("machine", {})
     lines = [
         "# Benchmarks",
         "",
-        "Measured with `make bench` (or `uv run python -m bench [throughput e2e scaling memory capacity]`),",
-        "each beside its baseline in the same run, on embedded PostgreSQL (fsync on) and Redis, the",
-        "stand-in TabPFN server with a fixed latency, the API under one uvicorn process and real",
+        "Measured with `make bench` (or `uv run python -m bench [STEP ...]`, steps throughput, e2e,",
+        "scaling, memory, capacity, api-memory), each beside its baseline in the same run, on",
+        "embedded PostgreSQL (fsync on) and Redis, the stand-in TabPFN server with a fixed",
+        "latency, the API under one uvicorn process and real",
         "Celery prefork workers: the production commands on one machine. Client, server, database,",
         "broker and stand-in share the machine's cores, so absolute numbers are modest; the ratios",
         "are what the targets are about.",
@@ -305,6 +367,8 @@ def render(results: dict[str, Any]) -> str:
         ]
     if "capacity" in results:
         lines += _capacity(results["capacity"])
+    if "api-memory" in results:
+        lines += _api_memory(results["api-memory"])
     if "depth" in results:
         lines += _depth(results["depth"])
     lines.append(ANALYSIS)

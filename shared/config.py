@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     RESULT_INLINE_MAX_ROWS: int = Field(default=1000, ge=0)
 
     MAX_UPLOAD_BYTES: int = Field(default=100 * 1024 * 1024, ge=1024)
+    MAX_SMALL_BODY_BYTES: int = Field(default=16 * 1024, ge=1024)
+    UPLOAD_SLOTS: int = Field(default=4, ge=1, le=1024)
+    UPLOAD_SLOT_WAIT_S: float = Field(default=10.0, ge=0, le=300)
     RATE_LIMIT_SETUP_PER_MINUTE: int = Field(default=10, ge=1)
     RATE_LIMIT_JOBS_PER_MINUTE: int = Field(default=120, ge=1)
     API_KEY_CACHE_TTL_S: float = Field(default=60.0, ge=0)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from api.auth import CurrentUserDep
+from api.body import read_small_json
 from api.deps import ContextDep, SessionDep
+from api.openapi import json_body
 from api.pagination import paginate
 from api.schemas.auth import (
     KeyIn,
@@ -29,21 +33,41 @@ def _client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.post(
-    "/setup",
-    status_code=status.HTTP_201_CREATED,
-    response_model=SetupOut,
-    responses=error_responses(400, 429, 503),
-)
-def setup(body: SetupIn, request: Request, context: ContextDep, session: SessionDep) -> SetupOut:
-    """Verify a TabPFN token and return an API key (shown once) for its user.
-
-    The same token again finds the same user and issues an additional key."""
+# Bodies are parsed by dependencies that need the rate limit or the API key first: as
+# declared bodies, FastAPI would read and parse them before any check (see api/body.py).
+def _setup_rate_limit(request: Request, context: ContextDep) -> None:
     context.limiter.hit(
         f"setup:{_client_address(request)}",
         context.settings.RATE_LIMIT_SETUP_PER_MINUTE,
         what="setup attempts from this address",
     )
+
+
+async def _setup_body(request: Request, _: Annotated[None, Depends(_setup_rate_limit)]) -> SetupIn:
+    return await read_small_json(request, SetupIn)
+
+
+async def _key_body(request: Request, _: CurrentUserDep) -> KeyIn:
+    return await read_small_json(request, KeyIn)
+
+
+async def _token_body(request: Request, _: CurrentUserDep) -> TokenIn:
+    return await read_small_json(request, TokenIn)
+
+
+@router.post(
+    "/setup",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SetupOut,
+    responses=error_responses(400, 413, 415, 429, 503),
+    openapi_extra=json_body(SetupIn),
+)
+def setup(
+    body: Annotated[SetupIn, Depends(_setup_body)], context: ContextDep, session: SessionDep
+) -> SetupOut:
+    """Verify a TabPFN token and return an API key (shown once) for its user.
+
+    The same token again finds the same user and issues an additional key."""
     user, key, full_key, webhook_secret = accounts.setup(
         session, context, body.tabpfn_token.get_secret_value(), body.key_name
     )
@@ -76,10 +100,14 @@ def list_keys(
     "/keys",
     status_code=status.HTTP_201_CREATED,
     response_model=NewKeyOut,
-    responses=error_responses(400, 401),
+    responses=error_responses(400, 401, 413, 415),
+    openapi_extra=json_body(KeyIn),
 )
 def create_key(
-    body: KeyIn, current: CurrentUserDep, context: ContextDep, session: SessionDep
+    current: CurrentUserDep,
+    body: Annotated[KeyIn, Depends(_key_body)],
+    context: ContextDep,
+    session: SessionDep,
 ) -> NewKeyOut:
     """Issue another API key (shown once)."""
     key, full_key = accounts.issue_key(session, context, current.id, body.name)
@@ -104,10 +132,16 @@ def revoke_key(
 
 
 @router.put(
-    "/tabpfn-token", response_model=TokenReplacedOut, responses=error_responses(400, 401, 409, 503)
+    "/tabpfn-token",
+    response_model=TokenReplacedOut,
+    responses=error_responses(400, 401, 409, 413, 415, 503),
+    openapi_extra=json_body(TokenIn),
 )
 def replace_tabpfn_token(
-    body: TokenIn, current: CurrentUserDep, context: ContextDep, session: SessionDep
+    current: CurrentUserDep,
+    body: Annotated[TokenIn, Depends(_token_body)],
+    context: ContextDep,
+    session: SessionDep,
 ) -> TokenReplacedOut:
     """Verify a new TabPFN token and store it (encrypted) in place of the old one.
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from api.auth import CurrentUser, CurrentUserDep
-from api.body import RawBodyDep
+from api.body import OptionalJsonDep, RawBodyDep
 from api.deps import ContextDep, SessionDep
 from api.openapi import json_body, request_body
 from api.owned import OwnedModel
@@ -156,11 +156,12 @@ def predict(
     response_model=JobOut,
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
     openapi_extra=json_body(RefitBody, required=False),
+    summary="Refit a model from its stored data",
 )
 def refit(
     current: CurrentUserDep,
     model: OwnedModel,
-    raw: RawBodyDep,
+    raw: OptionalJsonDep,
     context: ContextDep,
     session: SessionDep,
     response: Response,

@@ -3,6 +3,10 @@
 Everything is checked here, at submission: the shape and types of every cell, the target,
 the options, the callback URL, and the upstream's size limits. A job reaches a worker
 only with data the upstream can take.
+
+The size limits come first, on the table's shape alone (a file's metadata or header, a JSON
+body's row and column counts), before any cell is decoded or typed: a table over the limits
+costs no more than its body (`shared/datasets/file_reader.py`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from api.schemas.jobs import (
     PredictOptions,
     RefitBody,
 )
-from shared.datasets import file_input, json_input, limits
+from shared.datasets import file_input, file_reader, json_input, limits
 from shared.datasets.table import ColumnKind, FeatureTable, Target
 from shared.errors import ValidationFailed
 from shared.jobs.results import WITH_QUANTILES
@@ -90,7 +94,9 @@ def read_fit(raw: RawBody, limits_for: LimitsLookup, *, allow_private_urls: bool
         if not target_column:
             raise ValidationFailed("Form field `target_column` names the column to predict.")
         options = _options(FitOptions, _form_values(raw, ("config",), ("target_column",)))
-        frame = file_input.read_table(raw.file_bytes, raw.filename)
+        account_limits = limits_for(options.config.model_path)
+        upload = file_reader.inspect(raw.file_bytes, raw.filename)
+        frame = file_reader.decode(upload, limits.fit_bounds(account_limits), extra_cols=1)
         features, target = file_input.split_target(frame, target_column, options.task)
         table = file_input.to_feature_table(features)
     else:
@@ -100,13 +106,21 @@ def read_fit(raw: RawBody, limits_for: LimitsLookup, *, allow_private_urls: bool
         if rows is None or labels is None:
             missing = "features" if rows is None else "target"
             raise ValidationFailed(f"{missing} is required.")
+        account_limits = limits_for(options.config.model_path)
+        _check_json_shape(rows, limits.fit_bounds(account_limits))
         table = json_input.parse_features(rows, names=options.feature_names)
         target = json_input.parse_target(labels, table.n_rows, options.task)
     _check_config(options.config, options.task, table.n_cols)
     _check_callback(options.callback_url, allow_private_urls)
     n_classes = len(target.classes) if target.classes is not None else None
-    limits.check_fit_limits(table, n_classes, limits_for(options.config.model_path))
+    limits.check_classes(n_classes, account_limits)
     return FitSubmission(options=options, table=table, target=target)
+
+
+def _check_json_shape(rows: Any, bounds: limits.Bounds) -> None:
+    shape = json_input.peek_shape(rows)
+    if shape is not None:
+        bounds.check(*shape)
 
 
 def _check_config(config: TabPFNConfig, task: Task, n_cols: int) -> None:
@@ -173,8 +187,11 @@ def read_predict(
         if raw.file_bytes is None:
             raise ValidationFailed("The multipart body has no `file` field (CSV or Parquet).")
         options = _options(PredictOptions, _form_values(raw, ("config", "quantiles"), ()))
-        frame = file_input.read_table(raw.file_bytes, raw.filename)
-        _check_width(frame.shape[1], model)
+        output_type, quantiles = _output(options, model)
+        bounds = _predict_bounds(model, model_limits, output_type)
+        upload = file_reader.inspect(raw.file_bytes, raw.filename)
+        _check_width(upload.n_cols, model)
+        frame = file_reader.decode(upload, bounds)
         _check_names([str(c) for c in frame.columns], model)
         table = file_input.to_feature_table(frame, expected_kinds=kinds)
     else:
@@ -183,14 +200,21 @@ def read_predict(
         options = _options(PredictOptions, body)
         if rows is None:
             raise ValidationFailed("features is required.")
-        if isinstance(rows, list) and rows and isinstance(rows[0], list):
-            _check_width(len(rows[0]), model)
+        output_type, quantiles = _output(options, model)
+        shape = json_input.peek_shape(rows)
+        if shape is not None:
+            _check_width(shape[1], model)
+            _predict_bounds(model, model_limits, output_type).check(*shape)
         table = json_input.parse_features(rows, names=model.feature_names, expected_kinds=kinds)
-    output_type, quantiles = _output(options, model)
     _check_callback(options.callback_url, allow_private_urls)
-    limits.check_predict_limits(table, model.n_samples, output_type, model_limits)
     return PredictSubmission(
         options=options, table=table, output_type=output_type, quantiles=quantiles
+    )
+
+
+def _predict_bounds(model: Model, model_limits: Limits | None, output_type: str) -> limits.Bounds:
+    return limits.predict_bounds(
+        model_limits, n_train_rows=model.n_samples, n_cols=model.n_features, output_type=output_type
     )
 
 

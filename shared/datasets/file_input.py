@@ -1,4 +1,5 @@
-"""Uploaded files (CSV or Parquet) → the same FeatureTable and Target as JSON input.
+"""Uploaded tables (CSV or Parquet, read by `file_reader`) → the same FeatureTable and Target
+as JSON input.
 
 Column names come from the file's header. Numeric columns become float64; text columns
 must hold only text and missing values; booleans become the categories "True"/"False";
@@ -7,48 +8,15 @@ any other type (dates, lists, …) is refused with the column's name.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from shared.datasets.json_input import check_feature_names, parse_target
 from shared.datasets.table import ColumnKind, FeatureTable, Target, column_label
 from shared.errors import ValidationFailed
 from shared.models.enums import Task
-
-PARQUET_MAGIC = b"PAR1"
-
-
-def read_table(content: bytes, filename: str | None) -> pd.DataFrame:
-    """Read a CSV or Parquet upload (Parquet recognised by its magic bytes or extension)."""
-    if not content:
-        raise ValidationFailed("The uploaded file is empty.")
-    name = (filename or "").lower()
-    frame: pd.DataFrame
-    if content[:4] == PARQUET_MAGIC or name.endswith((".parquet", ".pq")):
-        try:
-            frame = pq.read_table(io.BytesIO(content)).to_pandas()
-        except (pa.ArrowException, OSError, ValueError) as error:
-            raise ValidationFailed(f"The file is not readable Parquet: {error}") from None
-    else:
-        try:
-            frame = pd.read_csv(io.BytesIO(content), skipinitialspace=True)
-        except (
-            pd.errors.ParserError,
-            pd.errors.EmptyDataError,
-            UnicodeDecodeError,
-            ValueError,
-        ) as error:
-            text = str(error).strip()
-            message = text.splitlines()[0] if text else type(error).__name__
-            raise ValidationFailed(f"The file is not readable CSV: {message}") from None
-    # Columns are named by text everywhere else (target_column, feature_names).
-    frame.columns = [str(column) for column in frame.columns]
-    return frame
 
 
 def _column(

@@ -61,6 +61,15 @@ def check_feature_names(names: Any, n_cols: int) -> list[str] | None:
     return list(names)
 
 
+def peek_shape(rows: Any) -> tuple[int, int] | None:
+    """Rows and columns of an array of arrays, from its length and its first row alone, to
+    check the limits before any cell is read (None when it is no such array:
+    `parse_features` then says what is wrong)."""
+    if isinstance(rows, list) and rows and isinstance(rows[0], list):
+        return len(rows), len(rows[0])
+    return None
+
+
 def _check_shape(rows: Any, field: str) -> int:
     """The column count of a non-empty, rectangular array of arrays."""
     if not isinstance(rows, list):

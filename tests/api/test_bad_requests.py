@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from shared.config import Settings
+from tests.support.bombs import csv_rows_then_garbage, csv_wide_header, parquet_bomb
 from tests.support.builders import (
     Account,
     classification_data,
@@ -130,6 +131,9 @@ def cancel(job: str) -> Send:
 def multipart(path: str, files: dict[str, Any] | None, data: dict[str, str]) -> Send:
     def send(client: TestClient, world: World) -> httpx.Response:
         url = path.format(w=world)
+        if files is None:  # httpx sends fields alone urlencoded; (None, value) keeps multipart
+            fields = {name: (None, value) for name, value in data.items()}
+            return client.post(url, files=fields, headers=world.owner.headers)
         return client.post(url, files=files, data=data, headers=world.owner.headers)
 
     return send
@@ -165,6 +169,46 @@ def with_standin_limits(limits: dict[str, int], body: dict[str, Any]) -> Send:
     return send
 
 
+def send_raw(
+    method: str, path: str, content: bytes, content_type: str, as_user: str | None = "owner"
+) -> Send:
+    """`content` as is, with this Content-Type (and the user's key unless `as_user` is None)."""
+
+    def send(client: TestClient, world: World) -> httpx.Response:
+        headers = {"Content-Type": content_type}
+        if as_user is not None:
+            headers |= getattr(world, as_user).headers
+        return client.request(method, path.format(w=world), content=content, headers=headers)
+
+    return send
+
+
+def upload_with_standin_limits(limits: dict[str, int], name: str, content: bytes) -> Send:
+    """A fit upload from a fresh account while the stand-in has these limits."""
+
+    def send(client: TestClient, world: World) -> httpx.Response:
+        standin: StandinProcess = world.__dict__["standin"]
+        standin.configure(limits=limits)
+        try:
+            fresh = register(client)
+            return client.post(
+                "/api/v1/models/fit",
+                files={"file": (name, content, "application/octet-stream")},
+                data={"task": "classification", "target_column": "target"},
+                headers=fresh.headers,
+            )
+        finally:
+            standin.reset()
+
+    return send
+
+
+# What `curl -d '{...}'` sends without -H 'Content-Type: application/json'.
+FORM_URLENCODED = "application/x-www-form-urlencoded"
+OVERSIZE = b'{"tabpfn_token": "' + b"x" * 64 * 1024 + b'"}'
+ROW_BOMB = parquet_bomb(2_000_000, 2)  # 2 M rows in ~10 KB; the stand-in takes 1 M
+EXPANSION_BOMB = parquet_bomb(900_000, 3)  # within the limits; 21.6 MB decoded from ~13 KB
+PREDICT_BOMB = parquet_bomb(300_000, 30)  # over 200,000 rows, a split's job; 9 M cells, a bomb
 CSV_RAGGED = b"a,b,target\n1,2,0\n3,4,5,1\n5,6,0\n"
 CSV_OK = b"a,b,target\n1,2,0\n3,4,1\n5,6,0\n"
 
@@ -377,6 +421,122 @@ CASES: list[tuple[str, Send, int, str, str]] = [
         415,
         "UNSUPPORTED_MEDIA_TYPE",
         "application/json",
+    ),
+    # bodies: their size and content type, and uploads over the limits
+    (
+        "curl -d JSON to setup (form-urlencoded)",
+        send_raw("POST", "/api/v1/auth/setup", b'{"tabpfn_token": "abc"}', FORM_URLENCODED, None),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "Content-Type: application/json",
+    ),
+    (
+        "curl -d JSON to fit (form-urlencoded)",
+        send_raw("POST", "/api/v1/models/fit", json.dumps(fit_body()).encode(), FORM_URLENCODED),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "Content-Type: application/json",
+    ),
+    (
+        "an oversize body to setup",
+        send_raw("POST", "/api/v1/auth/setup", OVERSIZE, "application/json", None),
+        413,
+        "PAYLOAD_TOO_LARGE",
+        "MAX_SMALL_BODY_BYTES",
+    ),
+    (
+        "an oversize body to create a key",
+        send_raw("POST", "/api/v1/auth/keys", OVERSIZE, "application/json"),
+        413,
+        "PAYLOAD_TOO_LARGE",
+        "MAX_SMALL_BODY_BYTES",
+    ),
+    (
+        "an oversize body to replace the TabPFN token",
+        send_raw("PUT", "/api/v1/auth/tabpfn-token", OVERSIZE, "application/json"),
+        413,
+        "PAYLOAD_TOO_LARGE",
+        "MAX_SMALL_BODY_BYTES",
+    ),
+    (
+        "an oversize body to create a key, without a key",
+        send_raw("POST", "/api/v1/auth/keys", OVERSIZE, "application/json", None),
+        401,
+        "UNAUTHORIZED",
+        "API key",
+    ),
+    (
+        "a Parquet row bomb",
+        multipart(
+            "/api/v1/models/fit",
+            {"file": ("bomb.parquet", ROW_BOMB, "application/octet-stream")},
+            {"task": "regression", "target_column": "c1"},
+        ),
+        400,
+        "LIMIT_EXCEEDED",
+        "training rows",
+    ),
+    (
+        "a Parquet decompression bomb",
+        multipart(
+            "/api/v1/models/fit",
+            {"file": ("bomb.parquet", EXPANSION_BOMB, "application/octet-stream")},
+            {"task": "regression", "target_column": "c2"},
+        ),
+        413,
+        "PAYLOAD_TOO_LARGE",
+        "times its size",
+    ),
+    (
+        # More rows than one upstream request takes is fine (the worker splits them); a file
+        # that would decode to 256 times its size is not.
+        "a Parquet row bomb to predict",
+        multipart(
+            "/api/v1/models/{w.classifier}/predict",
+            {"file": ("bomb.parquet", PREDICT_BOMB, "application/octet-stream")},
+            {},
+        ),
+        413,
+        "PAYLOAD_TOO_LARGE",
+        "times its size",
+    ),
+    (
+        "a CSV header wider than the limit",
+        multipart(
+            "/api/v1/models/fit",
+            {"file": ("wide.csv", csv_wide_header(5000), "text/csv")},
+            {"task": "classification", "target_column": "target"},
+        ),
+        400,
+        "LIMIT_EXCEEDED",
+        "columns",
+    ),
+    (
+        "a CSV with more rows than the limit",
+        upload_with_standin_limits(
+            {"train_set_max_rows": 5}, "rows.csv", csv_rows_then_garbage(20)
+        ),
+        400,
+        "LIMIT_EXCEEDED",
+        "training rows",
+    ),
+    (
+        "JSON over the column limit, a bad cell inside",
+        with_standin_limits(
+            {"max_cols": 1}, fit_body(features=[[1.0, True], [2.0, "b"], [3.0, "a"]])
+        ),
+        400,
+        "LIMIT_EXCEEDED",
+        "columns",
+    ),
+    (
+        "JSON over the row limit, a ragged row inside",
+        with_standin_limits(
+            {"train_set_max_rows": 2}, fit_body(features=[[1.0, "a"], [2.0], [3.0, "a"]])
+        ),
+        400,
+        "LIMIT_EXCEEDED",
+        "rows",
     ),
     (
         "multipart without a file",

@@ -57,14 +57,16 @@ def child_env(settings: Settings | None, **extra: str) -> dict[str, str]:
 class ManagedProcess:
     """A child process with its log file; stopped politely, killed if it must be."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], log_path: Path, *, cwd: Path = ROOT
+    ) -> None:
         self.name = name
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("ab")
         self.popen = subprocess.Popen(
             args,
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tabpfn_api_client import Client
 
 from scripts.engines import free_port
 from shared.config import Settings
+from tabpfn_api_client import Client
 from tests.support import secrets as secret_registry
 from tests.support.builders import new_token
 from tests.support.processes import BIN, ManagedProcess, child_env

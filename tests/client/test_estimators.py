@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pickle
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,14 @@ from sklearn.utils.estimator_checks import (
     check_parameters_default_constructible,
     check_set_params,
 )
+
 from tabpfn_api_client import Client, RemoteTabPFNClassifier, RemoteTabPFNRegressor
 from tabpfn_api_client import estimators as estimators_module
-
 from tests.support.processes import BIN, ROOT, child_env
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[httpx.Request]]:
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[httpx.Request]:
     """Every request the estimators send (they still go to the real API): the estimators
     build their own Client, so the module's Client is swapped for one that records."""
     requests: list[httpx.Request] = []
@@ -47,23 +46,23 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[httpx.Request]]:
         return Client(base_url, api_key, transport=Recording())
 
     monkeypatch.setattr(estimators_module, "Client", recording_client)
-    yield requests
+    return requests
 
 
 def _submissions(requests: list[httpx.Request], suffix: str) -> list[httpx.Request]:
     return [r for r in requests if r.method == "POST" and r.url.path.endswith(suffix)]
 
 
-def breast_cancer() -> tuple[pd.DataFrame, np.ndarray[Any, Any], pd.DataFrame, np.ndarray[Any, Any]]:
+def breast_cancer() -> tuple[
+    pd.DataFrame, np.ndarray[Any, Any], pd.DataFrame, np.ndarray[Any, Any]
+]:
     data = load_breast_cancer(as_frame=True)
     order = np.random.default_rng(0).permutation(len(data.target))
     X, y = data.data.iloc[order].reset_index(drop=True), data.target.to_numpy()[order]
     return X.iloc[:400], y[:400], X.iloc[400:], y[400:]
 
 
-def test_classifier_on_breast_cancer(
-    api_url: str, api_key: str, sent: list[httpx.Request]
-) -> None:
+def test_classifier_on_breast_cancer(api_url: str, api_key: str, sent: list[httpx.Request]) -> None:
     X, y, X_test, y_test = breast_cancer()
     clf = RemoteTabPFNClassifier(base_url=api_url, api_key=api_key)
     assert clf.fit(X.to_numpy(), y) is clf
@@ -127,9 +126,7 @@ def test_a_pipeline_with_text_labels(api_url: str, api_key: str) -> None:
     assert accuracy_score(y[100:], predicted) >= 0.9
 
 
-def test_shuffled_dataframe_columns_give_the_same_predictions(
-    api_url: str, api_key: str
-) -> None:
+def test_shuffled_dataframe_columns_give_the_same_predictions(api_url: str, api_key: str) -> None:
     X, y, X_test, _ = breast_cancer()
     clf = RemoteTabPFNClassifier(base_url=api_url, api_key=api_key).fit(X, y)
     assert clf.feature_names_in_.tolist() == list(X.columns)

@@ -26,6 +26,14 @@ class Cli:
         self.env = child_env(None, TABPFN_API_URL=api_url, XDG_CONFIG_HOME=str(home))
 
     def run(self, *args: str, code: int = 0, **env: str) -> subprocess.CompletedProcess[str]:
+        return self._run(list(args), code, env)
+
+    def json(self, *args: str, **env: str) -> Any:
+        return json.loads(self._run([*args, "--json"], 0, env).stdout)
+
+    def _run(
+        self, args: list[str], code: int, env: dict[str, str]
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [str(BIN / "tabpfn-api"), *args],
             cwd=ROOT,
@@ -37,9 +45,6 @@ class Cli:
         )
         assert done.returncode == code, f"{args}: {done.returncode}\n{done.stdout}\n{done.stderr}"
         return done
-
-    def json(self, *args: str, **env: str) -> Any:
-        return json.loads(self.run(*args, "--json", **env).stdout)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ stack, on the sample files shipped in docs/examples/."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import stat
 import subprocess
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tabpfn_api_client.cli.progress import ProgressLine, describe_progress
+from tabpfn_api_client.records import Job
 from tests.support import secrets as secret_registry
 from tests.support.builders import new_token
 from tests.support.processes import BIN, ROOT, child_env
@@ -132,3 +135,31 @@ def test_an_existing_key_is_checked_and_saved(cli: Cli, api_key: str, tmp_path: 
     assert "webhook_secret" not in saved
     assert json.loads(Path(saved["config_path"]).read_text())["api_key"] == api_key
     assert cli.json("usage")["jobs"]["queued"] == 0
+
+
+def _job(status: str, progress: dict[str, Any] | None = None) -> Job:
+    return Job.from_json(
+        {"id": "j1", "kind": "predict", "status": status, "progress": progress, "extra": 1}
+    )
+
+
+def test_the_progress_line_shows_the_services_progress_when_it_has_one() -> None:
+    assert describe_progress(None) == ""
+    report = {"phase": "predicting", "chunks_done": 2, "chunks_total": 5, "eta_s": 3}
+    assert describe_progress(report) == "predicting, 2/5 chunks, eta_s=3"
+    assert describe_progress({"queue_position": 4}) == "position 4 in queue"
+    stream = io.StringIO()  # not a terminal: one line per change, the clock aside
+    line = ProgressLine(stream, enabled=True)
+    for job in (_job("queued"), _job("queued"), _job("running", report), _job("succeeded")):
+        line.update(job)
+    line.finish()
+    shown = stream.getvalue().splitlines()
+    assert [s.split("  ")[0] for s in shown] == [
+        "predict job j1: queued",
+        "predict job j1: running (predicting, 2/5 chunks, eta_s=3)",
+        "predict job j1: succeeded",
+    ]
+    assert all(s.endswith(" s") for s in shown)
+    silent = io.StringIO()
+    ProgressLine(silent, enabled=False).update(_job("queued"))
+    assert silent.getvalue() == ""

@@ -18,6 +18,7 @@ from tabpfn_api_client.records import Job
 from tests.support import secrets as secret_registry
 from tests.support.builders import new_token
 from tests.support.processes import BIN, ROOT, child_env
+from tests.support.standin import StandinProcess
 
 EXAMPLES = ROOT / "docs" / "examples"
 
@@ -118,6 +119,35 @@ def test_setup_fit_predict_on_the_sample_csv(cli: Cli, tmp_path: Path) -> None:
         "CREATED",
         "ERROR",
     ]
+
+
+def test_predict_waits_for_a_model_still_fitting(
+    cli: Cli, api_key: str, standin: StandinProcess, tmp_path: Path
+) -> None:
+    standin.configure(fit_delay_s=3)  # the fit is surely unfinished when predict starts
+    try:
+        queued = cli.json(
+            "fit",
+            str(EXAMPLES / "iris.csv"),
+            "--target",
+            "species",
+            "--no-wait",
+            TABPFN_API_KEY=api_key,
+        )
+        assert queued["status"] in ("queued", "running")
+        out = tmp_path / "new.csv"
+        done = cli.run(
+            "predict",
+            queued["model_id"],
+            str(EXAMPLES / "iris_new.csv"),
+            "-o",
+            str(out),
+            TABPFN_API_KEY=api_key,
+        )
+    finally:
+        standin.reset()
+    assert f"fit job {queued['id']}" in done.stderr  # it followed the fit first
+    assert len(out.read_text().splitlines()) == 11
 
 
 def test_the_environment_key_wins_and_errors_exit_one(cli: Cli, api_url: str) -> None:

@@ -199,6 +199,7 @@ def test_the_key_stays_out_of_pickles_and_reprs() -> None:
     estimator = RemoteTabPFNClassifier(base_url="http://service", api_key="tpk_x_secret")
     assert "tpk_x_secret" not in repr(estimator)
     assert "tpk_x_secret" not in str(estimator._repr_mimebundle_())
+    assert "tpk_x_secret" not in estimator._repr_html_()
     assert "api_key='***'" in repr(estimator)
     restored = pickle.loads(pickle.dumps(estimator))
     assert restored.api_key is None

@@ -19,6 +19,7 @@ are installed (smaller and faster to parse than JSON rows); otherwise as JSON.
 
 from __future__ import annotations
 
+import html
 import inspect
 from typing import Any
 
@@ -183,7 +184,10 @@ class _RemoteTabPFN(BaseEstimator):  # type: ignore[misc]
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, str]:
         """Notebooks show the masked text, not scikit-learn's HTML table of raw parameters."""
-        return {"text/plain": repr(self)}
+        return {"text/plain": repr(self), "text/html": self._repr_html_()}
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(repr(self))}</pre>"
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -131,6 +131,11 @@ def predict(args: argparse.Namespace) -> int:
     quantiles = [float(q) for q in args.quantiles.split(",")] if args.quantiles else None
     with make_client(args) as client:
         model = client.get_model(args.model)
+        if model.status == "pending" and model.fit_job_id:
+            # A model still fitting (`fit --no-wait`): wait for it rather than fail.
+            fitted = _follow(client, client.get_job(model.fit_job_id), args)
+            if fitted.status != "succeeded":
+                return _report_failure(fitted)
         prepared = select_columns(Path(args.file).read_bytes(), model.feature_names)
         if prepared.dropped and not args.json:
             print(f"(not sent: columns {', '.join(prepared.dropped)})", file=sys.stderr)

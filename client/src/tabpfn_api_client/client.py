@@ -9,17 +9,16 @@ a second job. Errors raise the classes in `tabpfn_api_client.errors`.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
 from tabpfn_api_client import tables, waiting
 from tabpfn_api_client._http import HttpCore, Sleep
+from tabpfn_api_client.bodies import FileInput, json_body, multipart
 from tabpfn_api_client.records import (
     ApiKey,
     Delivery,
@@ -36,37 +35,6 @@ from tabpfn_api_client.records import (
 from tabpfn_api_client.settings import resolve_api_key, resolve_base_url
 
 API = "/api/v1"
-FileInput = str | Path | bytes | IO[bytes]
-
-
-def _json_body(body: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
-    """Serialised once, so every retry sends the same bytes."""
-    content = json.dumps(
-        {k: v for k, v in body.items() if v is not None}, allow_nan=False, separators=(",", ":")
-    ).encode()
-    return content, {"Content-Type": "application/json"}
-
-
-def _multipart(
-    fields: Mapping[str, Any], file: FileInput, filename: str | None
-) -> tuple[bytes, dict[str, str]]:
-    """A multipart body with `file` and text fields, built once (same bytes on retries)."""
-    if isinstance(file, (str, Path)):
-        path = Path(file)
-        data, filename = path.read_bytes(), filename or path.name
-    elif isinstance(file, bytes):
-        data = file
-    else:
-        data = file.read()
-    name = filename or "data.csv"
-    mime = "application/vnd.apache.parquet" if data[:4] == b"PAR1" else "text/csv"
-    form = {
-        k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items() if v is not None
-    }
-    request = httpx.Request(
-        "POST", "http://form.invalid/", data=form, files={"file": (name, data, mime)}
-    )
-    return request.read(), {"Content-Type": request.headers["Content-Type"]}
 
 
 class Client:
@@ -134,7 +102,7 @@ class Client:
 
     def setup(self, tabpfn_token: str, *, key_name: str | None = None) -> SetupResult:
         """Trade a TabPFN token for an API key (shown once); no API key needed."""
-        content, headers = _json_body({"tabpfn_token": tabpfn_token, "key_name": key_name})
+        content, headers = json_body({"tabpfn_token": tabpfn_token, "key_name": key_name})
         response = self._core.request(
             "POST", f"{API}/auth/setup", auth=False, content=content, headers=headers
         )
@@ -146,7 +114,7 @@ class Client:
 
     def create_key(self, name: str | None = None) -> NewApiKey:
         """Issue another API key (its secret is shown this once)."""
-        content, headers = _json_body({"name": name})
+        content, headers = json_body({"name": name})
         body = self._core.request(
             "POST", f"{API}/auth/keys", content=content, headers=headers
         ).json()
@@ -157,7 +125,7 @@ class Client:
 
     def replace_tabpfn_token(self, tabpfn_token: str) -> User:
         """Verify a new TabPFN token and store it in place of the old one."""
-        content, headers = _json_body({"tabpfn_token": tabpfn_token})
+        content, headers = json_body({"tabpfn_token": tabpfn_token})
         response = self._core.request(
             "PUT", f"{API}/auth/tabpfn-token", content=content, headers=headers
         )
@@ -222,7 +190,7 @@ class Client:
             "name": name,
             "callback_url": callback_url,
         }
-        return self._submit(f"{API}/models/fit", _json_body(body), idempotency_key, wait)
+        return self._submit(f"{API}/models/fit", json_body(body), idempotency_key, wait)
 
     def fit_file(
         self,
@@ -245,7 +213,7 @@ class Client:
             "name": name,
             "callback_url": callback_url,
         }
-        body = _multipart(fields, file, filename)
+        body = multipart(fields, file, filename)
         return self._submit(f"{API}/models/fit", body, idempotency_key, wait)
 
     def predict(
@@ -269,7 +237,7 @@ class Client:
             "callback_url": callback_url,
         }
         path = f"{API}/models/{model_id}/predict"
-        return self._submit(path, _json_body(body), idempotency_key, wait)
+        return self._submit(path, json_body(body), idempotency_key, wait)
 
     def predict_file(
         self,
@@ -291,7 +259,7 @@ class Client:
             "config": dict(config) if config else None,
             "callback_url": callback_url,
         }
-        body = _multipart(fields, file, filename)
+        body = multipart(fields, file, filename)
         return self._submit(f"{API}/models/{model_id}/predict", body, idempotency_key, wait)
 
     # Jobs: follow -----------------------------------------------------------------------

@@ -27,7 +27,7 @@ class Cli:
     """Runs `tabpfn-api` with its own config folder and the service's URL in the env."""
 
     def __init__(self, api_url: str, home: Path) -> None:
-        self.env = child_env(None, TABPFN_API_URL=api_url, XDG_CONFIG_HOME=str(home))
+        self.env = child_env(None, TABPFN_SERVICE_URL=api_url, XDG_CONFIG_HOME=str(home))
 
     def run(self, *args: str, code: int = 0, **env: str) -> subprocess.CompletedProcess[str]:
         return self._run(list(args), code, env)

@@ -40,7 +40,7 @@ API = "/api/v1"
 class Client:
     """A client of one tabpfn-api service.
 
-    `base_url` and `api_key` default to `TABPFN_API_URL` / `TABPFN_API_KEY`, then to the
+    `base_url` and `api_key` default to `TABPFN_SERVICE_URL` / `TABPFN_API_KEY`, then to the
     config file of `tabpfn-api setup`. `max_retries` bounds the retries of 429/503 answers
     and of failed connections; a `Retry-After` above `max_retry_wait` seconds is raised at
     once. `transport` and `sleep` are for tests and proxies."""

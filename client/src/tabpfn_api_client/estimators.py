@@ -220,7 +220,7 @@ def _free_name(wanted: str, taken: list[str]) -> str:
 class RemoteTabPFNClassifier(ClassifierMixin, _RemoteTabPFN):  # type: ignore[misc]
     """TabPFN classification on a tabpfn-api service.
 
-    `base_url`/`api_key` default to `TABPFN_API_URL`/`TABPFN_API_KEY`, then to the config of
+    `base_url`/`api_key` default to `TABPFN_SERVICE_URL`/`TABPFN_API_KEY`, then to the config of
     `tabpfn-api setup`. The TabPFN options are sent as the fit's `config` (None: the
     service's default); `config` takes any other option. `timeout`: seconds to wait for
     each fit or prediction job."""

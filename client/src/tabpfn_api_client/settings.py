@@ -1,7 +1,7 @@
 """Where the base URL and the API key come from, and the CLI's config file.
 
 Resolution, first found wins: the explicit argument, then the environment
-(`TABPFN_API_URL`, `TABPFN_API_KEY`), then the config file written by `tabpfn-api setup`,
+(`TABPFN_SERVICE_URL`, `TABPFN_API_KEY`), then the config file written by `tabpfn-api setup`,
 then (for the URL only) `http://localhost:8000`, where `make dev` serves.
 
 The config file lives in the user's config folder (`$XDG_CONFIG_HOME/tabpfn-api/` or
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_BASE_URL = "http://localhost:8000"
-URL_ENV = "TABPFN_API_URL"
+URL_ENV = "TABPFN_SERVICE_URL"
 KEY_ENV = "TABPFN_API_KEY"
 CONFIG_FILE = "config.json"
 

@@ -23,7 +23,7 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
     parser.add_argument(
         "--base-url",
         default=default,
-        help="the service's URL (default: $TABPFN_API_URL, the saved one, http://localhost:8000)",
+        help="the service's URL (default: $TABPFN_SERVICE_URL, the saved one, http://localhost:8000)",
     )
     parser.add_argument(
         "--json",

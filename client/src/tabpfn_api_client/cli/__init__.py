@@ -1,0 +1,1 @@
+"""`tabpfn-api`, the command line of tabpfn-api-client (see `main.py`)."""

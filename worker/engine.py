@@ -29,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from shared import metrics
-from shared.jobs import claims, transitions
+from shared.jobs import claims, waits
 from shared.jobs.claims import Claim
 from worker import execution
 from worker.leases import HeldLease, LeaseKeeper
@@ -94,7 +94,7 @@ class Engine:
         lease.lost.set()  # whatever the slot still does must not write an outcome
         try:
             with self.runtime.db.session_scope() as session:
-                transitions.release_unstarted(session, lease.job_id, lease_token=lease.token)
+                waits.release_unstarted(session, lease.job_id, lease_token=lease.token)
         except Exception as error:  # its lease will expire and the sweeper recovers it
             logger.warning("could not hand back job %s: %s", lease.job_id, type(error).__name__)
 

@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from shared import metrics
-from shared.jobs import reuse, transitions
+from shared.jobs import reuse, transitions, waits
 from shared.jobs.failure import Failure
 from shared.models import Job, JobErrorCode, JobPhase, Model, Task, User
 from shared.tabpfn.config import TabPFNConfig
@@ -168,7 +168,7 @@ def _record_submitted(
     while True:
         try:
             with runtime.db.session_scope() as session:
-                return transitions.record_submitted(
+                return waits.record_submitted(
                     session,
                     job.id,
                     lease_token=lease.token,
@@ -238,9 +238,7 @@ def _wait(runtime: WorkerRuntime, job: Job, lease: HeldLease, hint_s: float) -> 
         return
     delay = min(next_check_in(hint_s, waited), max(limit - waited, 0.1))
     with runtime.db.session_scope() as session:
-        waiting = transitions.await_upstream(
-            session, job.id, lease_token=lease.token, check_in_s=delay
-        )
+        waiting = waits.await_upstream(session, job.id, lease_token=lease.token, check_in_s=delay)
     if not waiting:
         logger.info("job was canceled or its lease was lost; this attempt's outcome is discarded")
 

@@ -108,10 +108,10 @@ def fail(
     failure: Failure,
     *,
     trace_id: str | None = None,
-    fit_gone: bool = False,
+    fit_gone: str | None = None,
 ) -> None:
-    """End the job as failed with `failure`. `fit_gone`: the upstream no longer has the
-    model's fit, so the model (and any other of the user's on the same fit) turns stale."""
+    """End the job as failed with `failure`. `fit_gone`: the upstream fit that no longer
+    exists, so the user's models still on it turn stale."""
     with runtime.db.session_scope() as session:
         finished = transitions.finish(
             session,
@@ -123,8 +123,8 @@ def fail(
             trace_id=trace_id,
             timings=timings(job, None),
         )
-        if finished is not None and fit_gone and job.model_id is not None:
-            stale = transitions.mark_stale(session, job.model_id)
+        if finished is not None and fit_gone is not None:
+            stale = transitions.mark_stale(session, job.user_id, fit_gone)
             if stale:
                 logger.warning("the upstream lost this model's fit: %d model(s) now stale", stale)
     _after_finish(runtime, finished)
@@ -161,7 +161,7 @@ def upstream_error(
             f"POST /api/v1/models/{job.model_id}/refit (no new upload needed)."
         )
         gone = Failure(JobErrorCode.TABPFN_MODEL_NOT_FOUND, message)
-        fail(runtime, job, lease, gone, trace_id=error.trace_id, fit_gone=True)
+        fail(runtime, job, lease, gone, trace_id=error.trace_id, fit_gone=error.fit_id)
         return
     retryable = error.transient and job.attempts < job.max_attempts
     logger.warning(

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from shared import metrics
 from shared.datasets import parquet
 from shared.datasets.store import new_payload, read_payload
-from shared.jobs import chunks, results, reuse, transitions
+from shared.jobs import chunks, results, reuse, waits
 from shared.jobs.dispatch import publish_job
 from shared.models import Job, JobKind, JobPhase, JobStatus, Model, PayloadKind, Task
 from shared.tabpfn.config import TabPFNConfig
@@ -137,7 +137,7 @@ def _split(
                 for chunk, payload in zip(plan, payloads, strict=True)
             ]
             session.flush()
-            waiting = transitions.await_chunks(
+            waiting = waits.await_chunks(
                 session, job.id, lease_token=lease.token, chunks_total=len(plan), cache_key=key
             )
             if not waiting:

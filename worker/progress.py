@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from shared.jobs import transitions
+from shared.jobs import waits
 from shared.models import Job, JobPhase
 from worker.leases import HeldLease
 from worker.runtime import WorkerRuntime
@@ -44,8 +44,6 @@ class PhaseReporter:
         self.current = phase
         try:
             with self.runtime.db.session_scope() as session:
-                transitions.set_phase(
-                    session, self.job_id, lease_token=self.lease.token, phase=phase
-                )
+                waits.set_phase(session, self.job_id, lease_token=self.lease.token, phase=phase)
         except Exception as error:
             logger.warning("could not record phase %s: %s", phase, type(error).__name__)

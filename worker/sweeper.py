@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
 
-from shared.jobs import transitions
+from shared.jobs import transitions, waits
 from shared.jobs.dispatch import publish_delivery, publish_job
 from shared.jobs.failure import Failure
 from shared.models import (
@@ -83,7 +83,7 @@ def recover_expired_leases(runtime: WorkerRuntime) -> int:
         # Whatever the row said when read: a fit submitted since resumes, and every move
         # below requires the lease to be expired still (a stalled slot may have renewed it).
         with runtime.db.session_scope() as session:
-            resumed = transitions.resume_waiting(
+            resumed = waits.resume_waiting(
                 session, row.id, lease_token=row.lease_token, lost_worker=True
             )
         if resumed or row.upstream_fit_id is not None or row.chunks_total is not None:
@@ -137,7 +137,7 @@ def wake_waiting_predictions(runtime: WorkerRuntime) -> int:
     """Merge predictions whose chunks have all ended but which still wait (a safety net
     under the last chunk's own transition); returns how many were woken."""
     with runtime.db.session_scope() as session:
-        woken = transitions.wake_waiting_parents(session)
+        woken = waits.wake_waiting_parents(session)
     if woken:
         logger.warning("%d prediction(s) waiting on finished chunks made due", woken)
     return woken

@@ -32,7 +32,7 @@ from shared import metrics
 from shared.datasets import parquet
 from shared.datasets.store import new_payload
 from shared.errors import Conflict, IdempotencyKeyReused, TooManyJobs, ValidationFailed
-from shared.jobs import reuse, transitions
+from shared.jobs import guards, reuse, transitions
 from shared.jobs.dispatch import publish_delivery, publish_job
 from shared.jobs.failure import CANCELED_BY_USER, CANCELED_MODEL_DELETED
 from shared.logs import log_context
@@ -123,7 +123,7 @@ def require_room(session: Session, user_id: uuid.UUID, cap: int) -> None:
         select(Job.id)
         .where(
             Job.user_id == user_id,
-            Job.status.in_(transitions.ACTIVE),
+            Job.status.in_(guards.ACTIVE),
             Job.parent_job_id.is_(None),  # a large prediction's chunks count as one job
         )
         .limit(cap)
@@ -418,7 +418,11 @@ def cancel_model_jobs(
     """Cancel every unfinished job of a model (before deleting it); returns delivery ids."""
     deliveries: list[uuid.UUID] = []
     job_ids = session.scalars(
-        select(Job.id).where(Job.model_id == model_id, Job.status.in_(transitions.ACTIVE))
+        select(Job.id).where(
+            Job.model_id == model_id,
+            Job.status.in_(guards.ACTIVE),
+            Job.parent_job_id.is_(None),  # a parent's cancel cancels its chunks
+        )
     ).all()
     for job_id in job_ids:
         finished = transitions.finish(

@@ -3,20 +3,17 @@
 The job row is the state machine::
 
     queued ──claim──> running (a worker slot holds the lease)
-                        │  fit submitted upstream: record_submitted (the slot is given up)
-                        ▼
-                      running, waiting on the upstream (no lease, `next_check_at` set)
-                        │  a status check claims it again (shared.jobs.claims) ...
+                        │  it may wait without a slot: a fit the upstream took, a prediction
+                        │  split into chunks (`shared.jobs.waits`); a claim takes it again ...
                         ▼
     succeeded | failed | canceled   <── finish()       (from queued or running)
     queued   <── requeue()            a transient error, or a worker that died before submitting
     queued   <── park_rate_limited()  the upstream's 429: the user's jobs wait, no attempt spent
-    running, waiting  <── resume_waiting()   a worker died after the upstream took the fit
 
-    running, waiting on its chunks  <── await_chunks()   a large prediction became child jobs;
-                        │  the last chunk to succeed makes it due; a merge claims it again
-                        ▼
-    succeeded (merged) | failed (a chunk failed for good: the others are canceled)
+A chunk of a split prediction ends like any job; its end counts towards its parent (the
+last success makes the parent due for its merge) or, failed for good, fails the parent,
+naming the chunk's rows, and cancels the other chunks, in the same transaction. A parent
+that ends otherwise than by success cancels its chunks.
 
 The sweeper's recoveries pass `lost_worker=True`: they then also require that the lease
 really is expired (a slot may have renewed it since the sweeper read the row) and, except
@@ -38,26 +35,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import case, func, select, update
+from sqlalchemy.orm import Session
 
 from shared.jobs.chunks import Chunk
 from shared.jobs.events import schedule_event
 from shared.jobs.failure import CHUNK_SIBLING_ENDED, Failure
+from shared.jobs.guards import ACTIVE, LOST_AND_UNSUBMITTED, RETURNING, running
 from shared.models import (
     Job,
     JobErrorCode,
     JobKind,
-    JobPhase,
     JobStatus,
     Model,
     ModelStatus,
     User,
     WebhookDelivery,
 )
-
-ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
-_RETURNING = {"synchronize_session": False, "populate_existing": True}
 
 
 @dataclass(frozen=True)
@@ -108,6 +102,7 @@ def finish(
     A fit's model follows (ready with `fit`, or failed; a failed refit leaves the model as
     it was). A chunk's end counts towards its parent, or ends it; a parent's end (other than
     success) cancels its chunks."""
+    _lock_parent_first(session, job_id)
     now = datetime.now(UTC)
     values: dict[str, Any] = {
         "status": status,
@@ -133,9 +128,9 @@ def finish(
     if lease_token is not None:
         statement = statement.where(Job.lease_token == lease_token)
     if lost_worker:
-        statement = statement.where(*_LOST_AND_UNSUBMITTED)
+        statement = statement.where(*LOST_AND_UNSUBMITTED)
     job = session.scalars(
-        statement.values(**values).returning(Job), execution_options=_RETURNING
+        statement.values(**values).returning(Job), execution_options=RETURNING
     ).one_or_none()
     if job is None:
         return None
@@ -150,6 +145,15 @@ def finish(
     if delivery is not None:
         deliveries.insert(0, delivery)
     return Finished(job=job, deliveries=tuple(deliveries))
+
+
+def _lock_parent_first(session: Session, job_id: uuid.UUID) -> None:
+    """A chunk's end writes its parent's row after its own, and a parent's end writes its
+    chunks' rows after its own: taking the parent's row lock first whenever a chunk ends
+    keeps every path in one order (parent, then chunks), so two of them never deadlock."""
+    parent_id = session.scalar(select(Job.parent_job_id).where(Job.id == job_id))
+    if parent_id is not None:
+        session.execute(select(Job.id).where(Job.id == parent_id).with_for_update())
 
 
 def _update_model(
@@ -232,19 +236,6 @@ def _cancel_chunks(session: Session, parent_id: uuid.UUID) -> None:
     )
 
 
-_LEASE_EXPIRED = Job.lease_expires_at < func.now()
-# Jobs that wait without a slot: a fit the upstream took, a prediction waiting on chunks.
-_WAITS_WITHOUT_SLOT = or_(Job.upstream_fit_id.is_not(None), Job.chunks_total.is_not(None))
-_LOST_AND_UNSUBMITTED = (_LEASE_EXPIRED, ~_WAITS_WITHOUT_SLOT)
-
-
-def _running(job_id: uuid.UUID, lease_token: uuid.UUID | None) -> Any:
-    statement = update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING)
-    if lease_token is not None:
-        statement = statement.where(Job.lease_token == lease_token)
-    return statement
-
-
 def requeue(
     session: Session,
     job_id: uuid.UUID,
@@ -271,11 +262,11 @@ def requeue(
     }
     if forget_upstream_fit:
         values.update(upstream_fit_id=None, upstream_submitted_at=None)
-    statement = _running(job_id, lease_token)
+    statement = running(job_id, lease_token)
     if lost_worker:
-        statement = statement.where(*_LOST_AND_UNSUBMITTED)
+        statement = statement.where(*LOST_AND_UNSUBMITTED)
     return session.scalars(
-        statement.values(**values).returning(Job), execution_options=_RETURNING
+        statement.values(**values).returning(Job), execution_options=RETURNING
     ).one_or_none()
 
 
@@ -294,7 +285,7 @@ def park_rate_limited(
     token that is refused forever still ends (`rate_limit_parks`)."""
     until = func.now() + timedelta(seconds=wait_s)
     parked = session.scalars(
-        _running(job.id, lease_token)
+        running(job.id, lease_token)
         .values(
             status=JobStatus.QUEUED,
             run_after=until,
@@ -307,7 +298,7 @@ def park_rate_limited(
             **_error_values(failure),
         )
         .returning(Job),
-        execution_options=_RETURNING,
+        execution_options=RETURNING,
     ).one_or_none()
     if parked is not None:
         session.execute(
@@ -322,171 +313,19 @@ def park_rate_limited(
     return parked
 
 
-def record_submitted(
-    session: Session,
-    job_id: uuid.UUID,
-    *,
-    lease_token: uuid.UUID,
-    upstream_fit_id: str,
-    trace_id: str,
-    check_in_s: float,
-    token_fingerprint: str,
-) -> bool:
-    """The upstream accepted the fit: keep its id, so that no later attempt fits it again,
-    and give up the slot until its status is checked, `check_in_s` from now.
-
-    The fingerprint of the token that made the fit is kept too: the model records it when
-    the fit succeeds, and only a fit under the same token may reuse it later."""
-    recorded = session.execute(
-        _running(job_id, lease_token).values(
-            upstream_fit_id=upstream_fit_id,
-            upstream_submitted_at=func.now(),
-            upstream_trace_id=trace_id,
-            params=Job.params.op("||")(
-                func.jsonb_build_object("token_fingerprint", token_fingerprint)
-            ),
-            phase=JobPhase.FITTING,
-            lease_token=None,
-            lease_expires_at=None,
-            next_check_at=func.now() + timedelta(seconds=check_in_s),
-            updated_at=func.now(),
-        )
-    )
-    return bool(recorded.rowcount)  # type: ignore[attr-defined]
-
-
-def await_upstream(
-    session: Session, job_id: uuid.UUID, *, lease_token: uuid.UUID, check_in_s: float
-) -> bool:
-    """Give up the slot while the upstream fits; the status is checked after `check_in_s`."""
-    released = session.execute(
-        _running(job_id, lease_token).values(
-            lease_token=None,
-            lease_expires_at=None,
-            next_check_at=func.now() + timedelta(seconds=check_in_s),
-            updated_at=func.now(),
-        )
-    )
-    return bool(released.rowcount)  # type: ignore[attr-defined]
-
-
-def resume_waiting(
-    session: Session, job_id: uuid.UUID, *, lease_token: uuid.UUID, lost_worker: bool = False
-) -> bool:
-    """A worker died while it held a submitted fit (or a prediction waiting on its chunks,
-    while merging them): wait on that same fit, checked now (merge again once every chunk
-    is done)."""
-    statement = _running(job_id, lease_token).where(_WAITS_WITHOUT_SLOT)
-    if lost_worker:
-        statement = statement.where(_LEASE_EXPIRED)
-    resumed = session.execute(
-        statement.values(
-            lease_token=None,
-            lease_expires_at=None,
-            next_check_at=case(
-                (
-                    or_(Job.chunks_total.is_(None), Job.chunks_done >= Job.chunks_total),
-                    func.now(),
-                ),
-                else_=None,
-            ),
-            updated_at=func.now(),
-        )
-    )
-    return bool(resumed.rowcount)  # type: ignore[attr-defined]
-
-
-def release_unstarted(session: Session, job_id: uuid.UUID, *, lease_token: uuid.UUID) -> bool:
-    """A worker shutting down hands back a job it claimed but did not work on: a submitted
-    fit waits on the upstream again, any other job goes back to the queue, attempt returned."""
-    if resume_waiting(session, job_id, lease_token=lease_token):
-        return True
-    released = session.execute(
-        _running(job_id, lease_token).values(
-            status=JobStatus.QUEUED,
-            attempts=func.greatest(Job.attempts - 1, 0),
-            lease_token=None,
-            lease_expires_at=None,
-            phase=None,
-            updated_at=func.now(),
-        )
-    )
-    return bool(released.rowcount)  # type: ignore[attr-defined]
-
-
-def set_phase(
-    session: Session, job_id: uuid.UUID, *, lease_token: uuid.UUID, phase: JobPhase
-) -> bool:
-    """Record what the slot holding the job does now (progress only; no state changes)."""
-    changed = session.execute(
-        _running(job_id, lease_token)
-        .values(phase=phase)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(changed.rowcount)  # type: ignore[attr-defined]
-
-
-def await_chunks(
-    session: Session,
-    job_id: uuid.UUID,
-    *,
-    lease_token: uuid.UUID,
-    chunks_total: int,
-    cache_key: str | None,
-) -> bool:
-    """A large prediction became `chunks_total` chunk jobs: give up the slot until the last
-    of them succeeds (which makes this job due for its merge). Its cache key is kept now
-    (it only counts once the job has succeeded)."""
-    waiting = session.execute(
-        _running(job_id, lease_token).values(
-            cache_key=cache_key,
-            lease_token=None,
-            lease_expires_at=None,
-            next_check_at=None,
-            chunks_total=chunks_total,
-            chunks_done=0,
-            phase=JobPhase.PREDICTING,
-            updated_at=func.now(),
-        )
-    )
-    return bool(waiting.rowcount)  # type: ignore[attr-defined]
-
-
-def mark_stale(session: Session, model_id: uuid.UUID) -> int:
-    """The upstream no longer has this model's fit: it, and every ready model of the same
-    user on the same fit (a reused fit), is `stale` (a refit makes it ready again); returns
-    how many."""
-    gone = select(Model.user_id, Model.train_set_uid).where(Model.id == model_id).cte("gone")
+def mark_stale(session: Session, user_id: uuid.UUID, fit_id: str) -> int:
+    """The upstream no longer has the fit `fit_id`: every ready model of the user still on
+    it (the model predicted with, and any that reused its fit) is `stale` (a refit makes it
+    ready again); a model refit meanwhile is on another fit, and stays as it is. Returns how
+    many."""
     marked = session.execute(
         update(Model)
         .where(
-            Model.user_id == gone.c.user_id,
-            Model.train_set_uid == gone.c.train_set_uid,
+            Model.user_id == user_id,
+            Model.train_set_uid == fit_id,
             Model.status == ModelStatus.READY,
         )
         .values(status=ModelStatus.STALE, updated_at=func.now())
         .execution_options(synchronize_session=False)
     )
     return int(marked.rowcount)  # type: ignore[attr-defined]
-
-
-def wake_waiting_parents(session: Session) -> int:
-    """Make due every prediction waiting on chunks none of which is unfinished any more (a
-    safety net: the last chunk's own transition normally does this); returns how many."""
-    chunk = aliased(Job)
-    unfinished = (
-        select(chunk.id).where(chunk.parent_job_id == Job.id, chunk.status.in_(ACTIVE)).exists()
-    )
-    woken = session.execute(
-        update(Job)
-        .where(
-            Job.status == JobStatus.RUNNING,
-            Job.lease_token.is_(None),
-            Job.chunks_total.is_not(None),
-            Job.next_check_at.is_(None),
-            ~unfinished,
-        )
-        .values(next_check_at=func.now(), updated_at=func.now())
-        .execution_options(synchronize_session=False)
-    )
-    return int(woken.rowcount)  # type: ignore[attr-defined]

@@ -412,6 +412,7 @@ class TabPFNUpstream:
                 raise errors.FittedModelNotFound(
                     "The TabPFN service no longer knows this fit (it expired, or the stored "
                     "TabPFN token belongs to another account).",
+                    fit_id=fit_id,
                     trace_id=_trace_of(record),
                 ) from None
             if record.status == 429:  # the client raises its "capped retryable" error for it
@@ -468,7 +469,10 @@ class TabPFNUpstream:
                 client_options=options,
             )
         except _CLIENT_ERRORS as error:
-            raise self._translate(error, record, trace_id=trace_id) from None
+            translated = self._translate(error, record, trace_id=trace_id)
+            if isinstance(translated, errors.FittedModelNotFound):
+                translated.fit_id = train_set_uid
+            raise translated from None
         predictions, extras = prediction_rows(result.y_pred, output_type)
         metadata = result.metadata or {}
         return PredictOutcome(

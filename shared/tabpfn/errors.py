@@ -62,7 +62,15 @@ class InputRejected(UpstreamError):
 
 
 class FittedModelNotFound(UpstreamError):
+    """`fit_id`: the upstream fit that is gone (None when the call named none)."""
+
     job_error_code = JobErrorCode.TABPFN_MODEL_NOT_FOUND
+
+    def __init__(
+        self, message: str, *, fit_id: str | None = None, trace_id: str | None = None
+    ) -> None:
+        super().__init__(message, trace_id=trace_id)
+        self.fit_id = fit_id
 
 
 class UpstreamTimeout(UpstreamError):

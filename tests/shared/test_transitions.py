@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from shared.db import Database
-from shared.jobs import transitions
+from shared.jobs import transitions, waits
 from shared.jobs.failure import Failure
 from shared.models import Job, JobErrorCode, JobStatus, Model, ModelStatus, User, WebhookDelivery
 from tests.support.rows import add_jobs, add_model, add_user, db, job, unit_db
@@ -78,7 +78,7 @@ def test_finish_needs_the_current_lease(db: Database) -> None:
 def test_a_submitted_fit_waits_without_a_lease_and_resumes_after_a_crash(db: Database) -> None:
     job_id, token, _ = running_job(db)
     with db.session_scope() as session:
-        assert transitions.record_submitted(
+        assert waits.record_submitted(
             session,
             job_id,
             lease_token=token,
@@ -93,14 +93,14 @@ def test_a_submitted_fit_waits_without_a_lease_and_resumes_after_a_crash(db: Dat
         assert row.next_check_at is not None
         assert row.next_check_at > datetime.now(UTC) + timedelta(seconds=20)
         # The lease is gone: the slot that gave it up cannot write any more.
-        assert not transitions.await_upstream(session, job_id, lease_token=token, check_in_s=1)
+        assert not waits.await_upstream(session, job_id, lease_token=token, check_in_s=1)
     other = uuid.uuid4()
     with db.session_scope() as session:  # a check claims it and waits again...
         session.execute(update(Job).where(Job.id == job_id).values(lease_token=other))
-        assert transitions.await_upstream(session, job_id, lease_token=other, check_in_s=30)
+        assert waits.await_upstream(session, job_id, lease_token=other, check_in_s=30)
     with db.session_scope() as session:  # ... another check claims it, then its worker dies
         session.execute(update(Job).where(Job.id == job_id).values(lease_token=other))
-        assert transitions.resume_waiting(session, job_id, lease_token=other)
+        assert waits.resume_waiting(session, job_id, lease_token=other)
         row = job(session, job_id)
         assert row.lease_token is None and row.upstream_fit_id == "fit-9"
         assert row.attempts == 1 and row.next_check_at is not None
@@ -109,7 +109,7 @@ def test_a_submitted_fit_waits_without_a_lease_and_resumes_after_a_crash(db: Dat
 def test_a_job_without_a_submitted_fit_cannot_resume_waiting(db: Database) -> None:
     job_id, token, _ = running_job(db)
     with db.session_scope() as session:
-        assert not transitions.resume_waiting(session, job_id, lease_token=token)
+        assert not waits.resume_waiting(session, job_id, lease_token=token)
 
 
 def test_requeue_can_forget_a_fit_the_upstream_lost(db: Database) -> None:
@@ -167,8 +167,8 @@ def test_a_worker_shutting_down_hands_work_back(db: Database) -> None:
     fresh, token, _ = running_job(db)
     waiting, token2, _ = running_job(db, upstream_fit_id="fit-2")
     with db.session_scope() as session:
-        assert transitions.release_unstarted(session, fresh, lease_token=token)
-        assert transitions.release_unstarted(session, waiting, lease_token=token2)
+        assert waits.release_unstarted(session, fresh, lease_token=token)
+        assert waits.release_unstarted(session, waiting, lease_token=token2)
         back = job(session, fresh)
         assert back.status is JobStatus.QUEUED and back.attempts == 0
         still = job(session, waiting)
@@ -208,6 +208,6 @@ def test_the_sweeper_moves_only_jobs_whose_lease_really_expired(db: Database) ->
                 )
                 is None
             )
-        assert not transitions.resume_waiting(session, renewed, lease_token=token, lost_worker=True)
-        assert transitions.resume_waiting(session, submitted, lease_token=token2, lost_worker=True)
+        assert not waits.resume_waiting(session, renewed, lease_token=token, lost_worker=True)
+        assert waits.resume_waiting(session, submitted, lease_token=token2, lost_worker=True)
         assert job(session, renewed).status is JobStatus.RUNNING

@@ -12,7 +12,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 from pydantic import SecretStr
 
 from scripts.engines import die_with_parent
@@ -54,21 +56,41 @@ def child_env(settings: Settings | None, **extra: str) -> dict[str, str]:
     return env
 
 
+def _chain(*steps: Any) -> Any:
+    def run() -> None:
+        for step in steps:
+            if step is not None:
+                step()
+
+    return run
+
+
 class ManagedProcess:
     """A child process with its log file; stopped politely, killed if it must be."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        cwd: Path = ROOT,
+        preexec_fn: Any = None,
+    ) -> None:
+        """`preexec_fn` runs in the child before it execs, before the parent-death signal is
+        set (Linux clears that signal when a process changes its user ids)."""
         self.name = name
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("ab")
         self.popen = subprocess.Popen(
             args,
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent(signal.SIGKILL),
+            preexec_fn=_chain(preexec_fn, die_with_parent(signal.SIGKILL)),
         )
 
     @property
@@ -140,3 +162,26 @@ def start_beat(settings: Settings, log_dir: Path, *, name: str = "beat") -> Mana
     process = ManagedProcess(name, args, child_env(settings), log_dir / f"{name}.log")
     process.wait_for_log("beat: Starting", timeout=60)
     return process
+
+
+API_COMMAND = ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port"]  # Dockerfile.api's CMD
+
+
+def start_api(
+    env: dict[str, str], log_dir: Path, *, name: str = "api", port: int, **popen: Any
+) -> ManagedProcess:
+    """The API as Dockerfile.api runs it (on `port`), waiting until `/health` answers."""
+    args = [str(BIN / API_COMMAND[0]), *API_COMMAND[1:], str(port)]
+    process = ManagedProcess(name, args, env, log_dir / f"{name}.log", **popen)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"{name} exited ({process.popen.returncode}):\n{process.tail()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.stop()
+    raise TimeoutError(f"{name} never answered /health:\n{process.tail()}")

@@ -58,6 +58,7 @@ def _run(runtime: WorkerRuntime, claim: Claim, lease: HeldLease) -> None:
         operation = "submit_fit" if job.kind is JobKind.FIT else "predict"
         logger.info("job started: %s, attempt %d of %d", job.kind, job.attempts, job.max_attempts)
         metrics.job_started(job)
+        runtime.events.started(job)
     try:
         if claim.is_status_check:
             fits.check(runtime, job, lease)

@@ -20,7 +20,7 @@ from api.proxies import TrustedProxies, check_uvicorn_agrees, forwarded_client, 
 from scripts.engines import free_port
 from shared.config import ConfigError, Settings
 from tests.support.builders import new_token
-from tests.support.processes import API_COMMAND, BIN, ROOT, child_env, start_api
+from tests.support.processes import ROOT, api_command, child_env, start_api
 from tests.support.settings import make_settings
 
 SETUP = "/api/v1/auth/setup"
@@ -135,7 +135,7 @@ def test_the_documented_command_refuses_to_disagree_with_uvicorn(settings: Setti
     env = api_env(settings)
     env.pop("FORWARDED_ALLOW_IPS", None)
     result = subprocess.run(
-        [str(BIN / API_COMMAND[0]), *API_COMMAND[1:], str(free_port())],
+        api_command(free_port()),
         cwd=ROOT,
         env=env,
         capture_output=True,

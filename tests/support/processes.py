@@ -164,24 +164,38 @@ def start_beat(settings: Settings, log_dir: Path, *, name: str = "beat") -> Mana
     return process
 
 
-API_COMMAND = ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port"]  # Dockerfile.api's CMD
+def api_command(port: int) -> list[str]:
+    """Dockerfile.api's CMD (DESIGN §3) from this virtualenv, on `port` instead of 8000."""
+    from tests.support.container import Dockerfile
+
+    command = Dockerfile.read("Dockerfile.api").cmd
+    command[command.index("--port") + 1] = str(port)
+    return [str(BIN / command[0]), *command[1:]]
 
 
-def start_api(
-    env: dict[str, str], log_dir: Path, *, name: str = "api", port: int, **popen: Any
-) -> ManagedProcess:
-    """The API as Dockerfile.api runs it (on `port`), waiting until `/health` answers."""
-    args = [str(BIN / API_COMMAND[0]), *API_COMMAND[1:], str(port)]
-    process = ManagedProcess(name, args, env, log_dir / f"{name}.log", **popen)
-    deadline = time.monotonic() + 90
+def wait_for_health(url: str, process: ManagedProcess, timeout: float = 90) -> None:
+    """Until `url`/health answers 200 (the process exiting first is an error)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.popen.poll() is not None:
-            raise RuntimeError(f"{name} exited ({process.popen.returncode}):\n{process.tail()}")
+            raise RuntimeError(
+                f"{process.name} exited ({process.popen.returncode}):\n{process.tail()}"
+            )
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return process
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    process.stop()
-    raise TimeoutError(f"{name} never answered /health:\n{process.tail()}")
+    raise TimeoutError(f"{process.name} never answered /health:\n{process.tail()}")
+
+
+def start_api(env: dict[str, str], log_dir: Path, *, name: str, port: int) -> ManagedProcess:
+    """The API as Dockerfile.api runs it, waiting until `/health` answers."""
+    process = ManagedProcess(name, api_command(port), env, log_dir / f"{name}.log")
+    try:
+        wait_for_health(f"http://127.0.0.1:{port}", process)
+    except Exception:
+        process.stop()
+        raise
+    return process

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from shared import metrics
 from shared.datasets import parquet
@@ -123,8 +124,11 @@ def _after_finish(runtime: WorkerRuntime, job: Job, finished: transitions.Finish
 def discarded(runtime: WorkerRuntime, job: Job) -> None:
     """This attempt's outcome did not land: the job was canceled or taken over meanwhile."""
     logger.info("job was canceled or its lease was lost; this attempt's outcome is discarded")
-    with runtime.db.session_scope() as session:
-        status = session.scalar(select(Job.status).where(Job.id == job.id))
+    try:  # only to tell Flower; the job row is already right
+        with runtime.db.session_scope() as session:
+            status = session.scalar(select(Job.status).where(Job.id == job.id))
+    except SQLAlchemyError:
+        return
     if status is JobStatus.CANCELED:
         runtime.events.revoked(job)
 

@@ -151,14 +151,17 @@ def _build(dockerfile: Dockerfile, python: Path, home: Path) -> None:
     env["UV_PROJECT_ENVIRONMENT"] = str(home / ".venv")
     uv = os.environ.get("UV") or shutil.which("uv") or "uv"
     # The Dockerfiles' own step (RUN uv sync --locked --no-dev --no-install-project).
-    subprocess.run(
+    done = subprocess.run(
         [uv, "sync", "--locked", "--no-dev", "--no-install-project", "--python", str(python)],
         cwd=home,
         env=env,
-        check=True,
+        check=False,
         capture_output=True,
+        text=True,
         timeout=600,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"the images' `uv sync` failed:\n{done.stderr[-4000:]}")
     (home / "ready").touch()
 
 

@@ -94,8 +94,11 @@ def test_the_documented_container_path_runs_a_fit_end_to_end(
     }
     env_file = {k: v or "" for k, v in dotenv_values(ROOT / ".env.example").items()}
 
+    scratch = [home]
+
     def container(dockerfile: str) -> dict[str, str]:
         metrics = open_folder("tabpfn-api-metrics-", owner=user)
+        scratch.append(metrics)
         return {
             **image_env(Dockerfile.read(dockerfile), app_dir, metrics),
             **env_file,
@@ -163,6 +166,8 @@ def test_the_documented_container_path_runs_a_fit_end_to_end(
         for process in reversed(processes):
             process.stop()
         redis.stop()
+        for folder in scratch:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def journey(url: str) -> None:

@@ -4,10 +4,14 @@ One indexed query (a SELECT of the key row's and its user's columns, no ORM obje
 what a request needs; bcrypt runs only when the in-process cache has not verified this key
 recently; a revoked key fails on its very next request. `last_used_at` is written at most
 once a minute per key. The user's ORM row is loaded only by the routes that change it.
+
+Wrong secrets lock out only the client that sent them, and only from that key (429 with
+`Retry-After`); the client is the address trusted proxies forwarded (`api.proxies`).
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +22,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from api.deps import ContextDep, SessionDep
-from shared.errors import NotFound, Unauthorized
+from shared.errors import NotFound, RateLimited, Unauthorized
 from shared.logs import set_log_context
 from shared.models import ApiKey, User
 from shared.security import api_keys
@@ -88,13 +92,21 @@ def current_user(request: Request, context: ContextDep, session: SessionDep) -> 
     row = session.execute(_KEY_AND_USER, {"key_id": key_id}).one_or_none()
     if row is None or row.revoked_at is not None:
         raise Unauthorized("The API key is unknown or revoked.")
-    verdict = context.hasher.verify(key_id, secret, row.secret_hash)
+    client = request.client.host if request.client else "unknown"
+    verdict = context.hasher.verify(key_id, secret, row.secret_hash, client=client)
     if verdict is Verdict.INVALID:
         raise Unauthorized("The API key is unknown or revoked.")
+    if verdict is Verdict.LOCKED_OUT:
+        retry_after = math.ceil(context.hasher.lockout_remaining_s(key_id, client))
+        raise RateLimited(
+            "Too many wrong secrets for this API key from your address; "
+            f"retry in {retry_after} s with the right key.",
+            retry_after_s=retry_after,
+        )
     now = datetime.now(UTC)
     changes: dict[str, object] = {}
     if verdict is Verdict.VALID_REHASH:
-        changes["secret_hash"] = context.hasher.hash(secret)
+        changes["secret_hash"] = context.hasher.hash_new(key_id, secret)
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         changes["last_used_at"] = now
     if changes:

@@ -7,6 +7,7 @@ importing this module never reads the environment by itself.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,7 @@ from api import openapi
 from api.context import AppContext
 from api.errors import register_error_handlers
 from api.middleware import RequestContextMiddleware
+from api.proxies import ForwardedClientMiddleware, TrustedProxies, check_uvicorn_agrees
 from api.routes import auth, jobs, meta, metrics, models, usage, users
 from api.schemas.auth import KeyIn, SetupIn, TokenIn
 from api.schemas.jobs import FitBody, PredictBody, RefitBody
@@ -49,6 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         small_body_bytes=settings.MAX_SMALL_BODY_BYTES,
         observer=observe_request,
     )
+    # Outermost: every later layer (limits, logs) sees the client trusted proxies named.
+    app.add_middleware(
+        ForwardedClientMiddleware, trusted=TrustedProxies(settings.FORWARDED_ALLOW_IPS)
+    )
     register_error_handlers(app)
     app.include_router(meta.router)
     app.include_router(metrics.router)
@@ -59,9 +65,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def __getattr__(name: str) -> FastAPI:
-    """Build `app` lazily for `uvicorn api.main:app` (PEP 562)."""
+    """Build `app` lazily for `uvicorn api.main:app` (PEP 562).
+
+    Under uvicorn, first check that uvicorn's proxy trust is no wider than ours (it rewrites
+    the client address before the app sees it; see `api.proxies`)."""
     if name == "app":
-        application = create_app()
+        settings = get_settings()
+        if "uvicorn" in sys.modules:
+            check_uvicorn_agrees(TrustedProxies(settings.FORWARDED_ALLOW_IPS))
+        application = create_app(settings)
         globals()["app"] = application
         return application
     raise AttributeError(name)

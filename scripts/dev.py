@@ -122,6 +122,8 @@ def prepare_environment(stack: Stack) -> dict[str, str]:
     env = {**dotenv, **os.environ}
     env.setdefault("ENVIRONMENT", "development")
     env.setdefault("WEBHOOK_ALLOW_PRIVATE_URLS", "true")
+    # In uvicorn's environment too (it reads no .env): no proxy in front of `make dev`.
+    env.setdefault("FORWARDED_ALLOW_IPS", "")
     if not configured("SECRET_KEY", dotenv):
         env["SECRET_KEY"] = dev_secret_key()
     if not configured("DATABASE_URL", dotenv):

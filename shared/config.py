@@ -11,6 +11,7 @@ A missing or unsafe value stops the process with one sentence naming the variabl
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from typing import Annotated, Literal
 
@@ -90,6 +91,7 @@ class Settings(BaseSettings):
     RESULT_RETENTION_DAYS: int = Field(default=30, ge=1)
     RESULT_INLINE_MAX_ROWS: int = Field(default=1000, ge=0)
 
+    FORWARDED_ALLOW_IPS: str = ""
     MAX_UPLOAD_BYTES: int = Field(default=100 * 1024 * 1024, ge=1024)
     MAX_SMALL_BODY_BYTES: int = Field(default=16 * 1024, ge=1024)
     UPLOAD_SLOTS: int = Field(default=4, ge=1, le=1024)
@@ -120,6 +122,21 @@ class Settings(BaseSettings):
         # Both clients (redis-py for limits and caches, kombu for Celery) understand these two.
         if not value.startswith(("redis://", "rediss://")):
             raise ValueError("must be a redis:// or rediss:// URL such as redis://host:6379/0")
+        return value
+
+    @field_validator("FORWARDED_ALLOW_IPS")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        for entry in (item.strip() for item in value.split(",")):
+            if not entry or entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network; list the reverse proxies' "
+                    "addresses or networks (CIDR), comma-separated, or * for any"
+                ) from None
         return value
 
     @field_validator("FLOWER_BASIC_AUTH")

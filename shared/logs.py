@@ -4,7 +4,9 @@ Context (request id, user id, job id, attempt) lives in contextvars, so a reques
 job's whole life can be followed by grepping one id across API and worker logs.
 
 Secrets never belong in a log line; `redact()` is a last line of defence that masks
-anything shaped like one of our API keys, webhook secrets or a bearer header.
+anything shaped like one of our API keys, webhook secrets or a bearer header, and the
+`DETAIL:` line of PostgreSQL errors: it quotes row values ("Key (token_fingerprint)=(…)
+already exists"), and psycopg and SQLAlchemy carry it into every exception's text.
 """
 
 from __future__ import annotations
@@ -30,12 +32,16 @@ _scope: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
 _SECRET_SHAPES = re.compile(
     r"(tpk_[A-Za-z0-9]+_[A-Za-z0-9_\-]+|whsec_[A-Za-z0-9+/=]+|(?i:bearer)\s+[^\s\"',]+)"
 )
+# To the end of the line: the values follow on it. (In a repr the newlines are escaped, so
+# the rest of that one-line text goes too: better too much than a value.)
+_POSTGRES_DETAIL = re.compile(r"DETAIL:[^\n]*")
 _configured_label: str | None = None
 
 
 def redact(text: str) -> str:
-    """Mask substrings shaped like our API keys, webhook secrets and bearer credentials."""
-    return _SECRET_SHAPES.sub("[REDACTED]", text)
+    """Mask substrings shaped like our API keys, webhook secrets and bearer credentials, and
+    PostgreSQL `DETAIL:` lines (row values)."""
+    return _SECRET_SHAPES.sub("[REDACTED]", _POSTGRES_DETAIL.sub("DETAIL: [REDACTED]", text))
 
 
 def _checked(values: dict[str, object]) -> dict[str, str]:
@@ -82,7 +88,8 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line with the context fields, redacted."""
+    """One JSON object per line with the context fields, each text redacted before it is
+    encoded (in the encoded line a traceback's newlines are gone)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -95,7 +102,8 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
-        return redact(json.dumps(entry, default=str))
+        redacted = {k: redact(v) if isinstance(v, str) else v for k, v in entry.items()}
+        return json.dumps(redacted, default=str)
 
 
 def setup_logging(level: str, fmt: str, *, label: str) -> None:

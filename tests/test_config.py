@@ -80,6 +80,7 @@ def test_urls_are_normalised_and_lists_parsed(monkeypatch: pytest.MonkeyPatch) -
         ("REDIS_URL", "unix:///tmp/redis.sock", "REDIS_URL: must be a redis:// or rediss:// URL"),
         ("FLOWER_BASIC_AUTH", "admin", "FLOWER_BASIC_AUTH: must look like user:password"),
         ("JOB_MAX_ATTEMPTS", "0", "JOB_MAX_ATTEMPTS"),
+        ("FORWARDED_ALLOW_IPS", "10.0.0.1,proxy", "FORWARDED_ALLOW_IPS: 'proxy' is not an IP"),
     ],
 )
 def test_invalid_values_name_their_variable(

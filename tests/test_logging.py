@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from api.deps import SessionDep
+from api.main import create_app
+from shared.config import Settings
 from shared.logs import JsonFormatter, TextFormatter, log_context, redact
+from shared.models import User
 from tests.support.builders import classification_data, fit, register, wait_for_job
 from tests.support.processes import ManagedProcess
 
@@ -72,3 +77,48 @@ def test_the_secret_scan_finds_a_leak(tmp_path: Path) -> None:
     found = secret_registry.leaks_in(tmp_path)
     assert found == ["a TabPFN token appears in worker.log"]
     assert leaked not in " ".join(found)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_postgres_detail_lines_never_reach_the_logs(settings: Settings, api_log: Path) -> None:
+    """A real unique violation, logged with its traceback by the request middleware: the
+    row value Postgres quotes in its DETAIL line appears in no log line, text or JSON."""
+    app = create_app(settings)
+    value = f"row-value-{uuid.uuid4().hex}"
+
+    @app.post("/test-only/duplicate-user")
+    def duplicate_user(session: SessionDep) -> None:
+        for _ in range(2):
+            row = User(
+                token_fingerprint=value, tabpfn_token_encrypted="x", webhook_secret_encrypted="x"
+            )
+            session.add(row)
+            session.flush()  # the second one violates uq_users_token_fingerprint
+
+    records = _Records()
+    logging.getLogger().addHandler(records)
+    try:
+        client = TestClient(app, raise_server_exceptions=False)
+        assert client.post("/test-only/duplicate-user").status_code == 500
+    finally:
+        logging.getLogger().removeHandler(records)
+        app.state.context.close()
+    logged = [r for r in records.records if r.exc_info]
+    assert logged, "the violation should have been logged with its traceback"
+    for formatter in (JsonFormatter(), TextFormatter()):
+        lines = "\n".join(formatter.format(record) for record in logged)
+        assert "UniqueViolation" in lines
+        assert value not in lines
+        assert "DETAIL: [REDACTED]" in lines
+    for line in api_log.read_text().splitlines():
+        assert value not in line
+        if line.startswith("{"):
+            json.loads(line)  # still one JSON object per line

@@ -61,10 +61,11 @@ def _configure_logging(**_: Any) -> None:
 def _init_worker(sender: Any = None, **_: Any) -> None:
     """In the main process, before the children fork: serve metrics (WORKER_METRICS_PORT),
     and note whether this worker consumes a job queue (`-Q webhooks` or `-Q maintenance` does not,
-    and then its children run no engine)."""
+    and then its children run no engine) and its node name (for the job runs in Flower)."""
     if settings.WORKER_METRICS_PORT is not None:
         runtime.serve_metrics(settings.WORKER_METRICS_PORT)
     if sender is not None:
+        runtime.hostname = sender.hostname
         consumed = set(sender.app.amqp.queues.consume_from)
         runtime.runs_jobs = bool(consumed & {queue.value for queue in JOB_QUEUES})
 

@@ -61,6 +61,7 @@ def _run(runtime: WorkerRuntime, claim: Claim, lease: HeldLease) -> None:
         logger.info("job started: %s, attempt %d of %d", job.kind, job.attempts, job.max_attempts)
         metrics.job_started(job)
         _announce_start(runtime, job)
+        runtime.events.started(job)
     try:
         if claim.is_status_check:
             fits.check(runtime, job, lease)

@@ -240,7 +240,7 @@ def _wait(runtime: WorkerRuntime, job: Job, lease: HeldLease, hint_s: float) -> 
     with runtime.db.session_scope() as session:
         waiting = waits.await_upstream(session, job.id, lease_token=lease.token, check_in_s=delay)
     if not waiting:
-        logger.info("job was canceled or its lease was lost; this attempt's outcome is discarded")
+        outcomes.discarded(runtime, job)
 
 
 def _check_failed(runtime: WorkerRuntime, job: Job, lease: HeldLease, error: UpstreamError) -> None:

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
 from shared import metrics
 from shared.datasets import parquet
 from shared.datasets.store import new_payload
@@ -98,7 +101,7 @@ def succeed(
         )
         if finished is None:
             session.rollback()  # the result payload goes with it
-    _after_finish(runtime, finished)
+    _after_finish(runtime, job, finished)
 
 
 def fail(
@@ -127,18 +130,34 @@ def fail(
             stale = transitions.mark_stale(session, job.user_id, fit_gone)
             if stale:
                 logger.warning("the upstream lost this model's fit: %d model(s) now stale", stale)
-    _after_finish(runtime, finished)
+    _after_finish(runtime, job, finished)
 
 
-def _after_finish(runtime: WorkerRuntime, finished: transitions.Finished | None) -> None:
+def _after_finish(runtime: WorkerRuntime, job: Job, finished: transitions.Finished | None) -> None:
     if finished is None:
-        logger.info("job was canceled or its lease was lost; this attempt's outcome is discarded")
+        discarded(runtime, job)
         return
-    job = finished.job
-    logger.info("job %s%s", job.status, f" ({job.error_code})" if job.error_code else "")
-    metrics.job_finished(job)
+    done = finished.job
+    logger.info("job %s%s", done.status, f" ({done.error_code})" if done.error_code else "")
+    metrics.job_finished(done)
+    if done.status is JobStatus.SUCCEEDED:
+        runtime.events.succeeded(done, done.started_at)
+    else:
+        runtime.events.failed(done, str(done.error_code))
     for delivery in finished.deliveries:
         publish_delivery(runtime.publisher, runtime.db, delivery.id)
+
+
+def discarded(runtime: WorkerRuntime, job: Job) -> None:
+    """This attempt's outcome did not land: the job was canceled or taken over meanwhile."""
+    logger.info("job was canceled or its lease was lost; this attempt's outcome is discarded")
+    try:  # only to tell Flower; the job row is already right
+        with runtime.db.session_scope() as session:
+            status = session.scalar(select(Job.status).where(Job.id == job.id))
+    except SQLAlchemyError:
+        return
+    if status is JobStatus.CANCELED:
+        runtime.events.revoked(job)
 
 
 def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
@@ -202,6 +221,7 @@ def requeue(
         logger.info("job changed meanwhile (canceled?); retry not scheduled")
         return
     metrics.JOB_RETRIES.labels(job.kind.value, failure.code.value).inc()
+    runtime.events.retried(job, failure.code.value)
     publish_job(runtime.publisher, job.id, job.kind, countdown=delay_s)
     logger.info("retry scheduled in %.1f s", delay_s)
 
@@ -224,5 +244,6 @@ def _park(
         logger.info("job changed meanwhile (canceled?); not parked")
         return
     metrics.JOB_RETRIES.labels(job.kind.value, failure.code.value).inc()
+    runtime.events.retried(job, failure.code.value)
     publish_job(runtime.publisher, job.id, job.kind, countdown=wait)
     logger.info("upstream rate limit: this user's jobs wait %.1f s", wait)

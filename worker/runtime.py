@@ -30,6 +30,7 @@ from shared.redis_client import make_redis
 from shared.security.crypto import SecretBox
 from shared.tabpfn.adapter import TabPFNUpstream
 from worker.budget import MemoryBudget
+from worker.task_events import TaskEvents
 
 if TYPE_CHECKING:
     from worker.engine import Engine
@@ -49,14 +50,17 @@ class WorkerRuntime:
     redis: redis.Redis
     box: SecretBox
     budget: MemoryBudget
+    events: TaskEvents
     pid: int
     engine: Engine | None = None
 
 
 _runtime: WorkerRuntime | None = None
 # Set in the worker's main process (worker_init) before it forks its children: whether this
-# worker consumes a job queue, and so whether each child runs an engine.
+# worker consumes a job queue, and so whether each child runs an engine; and the worker's
+# node name, which its children's job runs carry in Flower (`worker.task_events`).
 runs_jobs = True
+hostname: str | None = None
 
 
 def _limit_malloc_arenas() -> None:
@@ -85,6 +89,7 @@ def init_process(settings: Settings) -> WorkerRuntime:
         redis=make_redis(settings.REDIS_URL),
         box=SecretBox.from_settings(settings),
         budget=MemoryBudget(settings.WORKER_MEMORY_BUDGET_MB * 1024 * 1024),
+        events=TaskEvents(settings, hostname),
         pid=os.getpid(),
     )
     metrics.MEMORY_BUDGET_BYTES.set(_runtime.budget.capacity)
@@ -107,6 +112,7 @@ def shutdown_process() -> None:
         if _runtime.engine is not None:
             _runtime.engine.stop()
             busy = _runtime.engine.in_flight
+        _runtime.events.close()
         _runtime.db.dispose()
         _runtime.publisher.close()
         # Calls still in flight keep their connections until the process ends: closing them

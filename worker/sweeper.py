@@ -109,6 +109,7 @@ def recover_expired_leases(runtime: WorkerRuntime) -> int:
                 )
             if finished is not None:
                 logger.warning("job %s failed: worker lost after %d attempts", row.id, row.attempts)
+                runtime.events.failed(finished.job, JobErrorCode.WORKER_LOST.value)
                 for delivery in finished.deliveries:
                     publish_delivery(runtime.publisher, runtime.db, delivery.id)
             continue
@@ -128,6 +129,7 @@ def recover_expired_leases(runtime: WorkerRuntime) -> int:
             logger.warning(
                 "job %s re-queued: its worker stopped (attempt %d)", row.id, row.attempts
             )
+            runtime.events.retried(job, JobErrorCode.WORKER_LOST.value)
             publish_job(runtime.publisher, row.id, row.kind)
             recovered += 1
     return recovered

@@ -69,7 +69,10 @@ def issue_key(
     """A new key row; returns it with the full key, which is never stored."""
     new = api_keys.generate()
     key = ApiKey(
-        user_id=user_id, key_id=new.key_id, secret_hash=context.hasher.hash(new.secret), name=name
+        user_id=user_id,
+        key_id=new.key_id,
+        secret_hash=context.hasher.hash_new(new.key_id, new.secret),
+        name=name,
     )
     session.add(key)
     session.flush()

@@ -5,6 +5,12 @@ database dump alone is not enough to test guesses. bcrypt is slow on purpose, so
 in-process cache remembers keys it verified; the cache never decides whether a key is
 revoked: the key's row is read on every request and a revoked row wins at once.
 
+Wrong secrets are counted per key id and client (`shared.security.lockout`): past the limit,
+that client's guesses for that key are refused without bcrypt. A secret this process has
+already verified (or issued) for the key's current hash is never refused that way, so even a
+guesser at the owner's own address does not lock the owner out once the key is known here:
+matching a remembered SHA-256 of a 256-bit random secret is as strong a proof as bcrypt.
+
 After a SECRET_KEY rotation the old pepper is among the fallbacks; a key verified with it
 is re-hashed under the current pepper on its first use.
 """
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 import time
@@ -22,17 +29,22 @@ from enum import Enum
 
 from passlib.hash import bcrypt as _bcrypt
 
+from shared.security.lockout import Lockout
+
 PREFIX = "tpk"
 _KEY_ID_BYTES = 8
 _SECRET_BYTES = 32
 _CACHE_SIZE = 10_000
-# Wrong secrets for one key id within a minute before further attempts are refused without
-# running bcrypt: guessing costs this process almost nothing instead of 250 ms each.
+# Wrong secrets for one key id from one client within a minute before that client's further
+# attempts are refused without running bcrypt: guessing costs this process almost nothing
+# instead of 250 ms each.
 _FAILURES_PER_MINUTE = 10
+_FAILURE_WINDOW_S = 60.0
 
 
 class Verdict(Enum):
     INVALID = "invalid"
+    LOCKED_OUT = "too many wrong secrets for this key from this client"
     VALID = "valid"
     VALID_REHASH = "valid, hashed under a fallback secret"
 
@@ -81,17 +93,31 @@ class KeyHasher:
         # One bcrypt per key at a time: concurrent first requests wait for the first one's
         # verdict instead of each paying for their own.
         self._in_flight: dict[str, threading.Lock] = {}
-        self._failures: dict[str, tuple[int, float]] = {}
+        self._lockout = Lockout(limit=_FAILURES_PER_MINUTE, window_s=_FAILURE_WINDOW_S)
 
     def hash(self, secret: str) -> str:
         """The stored form of a new key's secret (under the current pepper)."""
         return str(_bcrypt.using(rounds=self.rounds).hash(_peppered(secret, self.peppers[0])))
 
-    def verify(self, key_id: str, secret: str, stored_hash: str) -> Verdict:
-        """Whether `secret` matches; bcrypt runs at most once per key per cache period."""
+    def hash_new(self, key_id: str, secret: str) -> str:
+        """`hash()` for a key being issued, remembered as known here (not as freshly verified:
+        its first use still runs bcrypt, but no guesser can lock its owner out of it)."""
+        stored_hash = self.hash(secret)
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        self._remember(key_id, digest, stored_hash, -math.inf)
+        return stored_hash
+
+    def verify(self, key_id: str, secret: str, stored_hash: str, *, client: str) -> Verdict:
+        """Whether `secret` matches; bcrypt runs at most once per key per cache period, and
+        never for a client locked out of this key by its own wrong secrets."""
         digest = hashlib.sha256(secret.encode()).hexdigest()
         if self._cached(key_id, digest, stored_hash):
             return Verdict.VALID
+        known = self._known(key_id, digest, stored_hash)
+        # Checked before waiting for the key's gate, so a locked-out guesser never queues
+        # in front of the owner's bcrypt.
+        if not known and self._lockout.remaining_s(key_id, client):
+            return Verdict.LOCKED_OUT
         with self._lock:
             gate = self._in_flight.setdefault(key_id, threading.Lock())
             if len(self._in_flight) > _CACHE_SIZE:
@@ -99,36 +125,43 @@ class KeyHasher:
         with gate:
             if self._cached(key_id, digest, stored_hash):
                 return Verdict.VALID
-            if self._failing(key_id):
-                return Verdict.INVALID
+            if not known and self._lockout.remaining_s(key_id, client):
+                return Verdict.LOCKED_OUT
             verdict = self._verify_slowly(key_id, secret, digest, stored_hash)
             if verdict is Verdict.INVALID:
-                self._count_failure(key_id)
+                self._lockout.fail(key_id, client)
             return verdict
 
-    def _failing(self, key_id: str) -> bool:
-        with self._lock:
-            count, since = self._failures.get(key_id, (0, 0.0))
-        return count >= _FAILURES_PER_MINUTE and time.monotonic() - since < 60
+    def lockout_remaining_s(self, key_id: str, client: str) -> float:
+        """How long `client` stays locked out of `key_id` (0 when it is not)."""
+        return self._lockout.remaining_s(key_id, client)
 
-    def _count_failure(self, key_id: str) -> None:
-        now = time.monotonic()
+    def _entry(self, key_id: str, digest: str, stored_hash: str) -> float | None:
+        """When this secret was last verified for this hash (None: never, or another one)."""
         with self._lock:
-            count, since = self._failures.get(key_id, (0, now))
-            if now - since >= 60:
-                count, since = 0, now
-            self._failures[key_id] = (count + 1, since)
-            if len(self._failures) > _CACHE_SIZE:
-                self._failures = {key_id: self._failures[key_id]}
+            entry = self._verified.get(key_id)
+        if entry is None:
+            return None
+        known_digest, known_hash, verified_at = entry
+        if hmac.compare_digest(known_digest, digest) and known_hash == stored_hash:
+            return verified_at
+        return None
 
     def _cached(self, key_id: str, digest: str, stored_hash: str) -> bool:
+        verified_at = self._entry(key_id, digest, stored_hash)
+        return verified_at is not None and time.monotonic() - verified_at < self.cache_ttl_s
+
+    def _known(self, key_id: str, digest: str, stored_hash: str) -> bool:
+        """The right secret for this hash, verified or issued here at any time (a stale cache
+        entry still proves it; entries go only with revocation or the bounded cache)."""
+        return self._entry(key_id, digest, stored_hash) is not None
+
+    def _remember(self, key_id: str, digest: str, stored_hash: str, verified_at: float) -> None:
         with self._lock:
-            cached = self._verified.get(key_id)
-        if cached is None:
-            return False
-        cached_digest, cached_hash, verified_at = cached
-        fresh = time.monotonic() - verified_at < self.cache_ttl_s
-        return fresh and hmac.compare_digest(cached_digest, digest) and cached_hash == stored_hash
+            self._verified[key_id] = (digest, stored_hash, verified_at)
+            self._verified.move_to_end(key_id)
+            while len(self._verified) > _CACHE_SIZE:
+                self._verified.popitem(last=False)
 
     def _verify_slowly(self, key_id: str, secret: str, digest: str, stored_hash: str) -> Verdict:
         now = time.monotonic()
@@ -146,11 +179,7 @@ class KeyHasher:
             # Hashed under a retired SECRET_KEY: the caller stores a fresh hash (and the
             # cache only learns the new hash once it is stored).
             return Verdict.VALID_REHASH
-        with self._lock:
-            self._verified[key_id] = (digest, stored_hash, now)
-            self._verified.move_to_end(key_id)
-            while len(self._verified) > _CACHE_SIZE:
-                self._verified.popitem(last=False)
+        self._remember(key_id, digest, stored_hash, now)
         return Verdict.VALID
 
     def forget(self, key_id: str) -> None:

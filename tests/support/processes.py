@@ -12,7 +12,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 from pydantic import SecretStr
 
 from scripts.engines import die_with_parent
@@ -54,12 +56,30 @@ def child_env(settings: Settings | None, **extra: str) -> dict[str, str]:
     return env
 
 
+def _chain(*steps: Any) -> Any:
+    def run() -> None:
+        for step in steps:
+            if step is not None:
+                step()
+
+    return run
+
+
 class ManagedProcess:
     """A child process with its log file; stopped politely, killed if it must be."""
 
     def __init__(
-        self, name: str, args: list[str], env: dict[str, str], log_path: Path, *, cwd: Path = ROOT
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        cwd: Path = ROOT,
+        preexec_fn: Any = None,
     ) -> None:
+        """`preexec_fn` runs in the child before it execs, before the parent-death signal is
+        set (Linux clears that signal when a process changes its user ids)."""
         self.name = name
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +90,7 @@ class ManagedProcess:
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent(signal.SIGKILL),
+            preexec_fn=_chain(preexec_fn, die_with_parent(signal.SIGKILL)),
         )
 
     @property
@@ -141,4 +161,41 @@ def start_beat(settings: Settings, log_dir: Path, *, name: str = "beat") -> Mana
     args = [str(BIN / "celery"), "-A", "worker.celery_app", "beat", "--loglevel=INFO"]
     process = ManagedProcess(name, args, child_env(settings), log_dir / f"{name}.log")
     process.wait_for_log("beat: Starting", timeout=60)
+    return process
+
+
+def api_command(port: int) -> list[str]:
+    """Dockerfile.api's CMD (DESIGN §3) from this virtualenv, on `port` instead of 8000."""
+    from tests.support.container import Dockerfile
+
+    command = Dockerfile.read("Dockerfile.api").cmd
+    command[command.index("--port") + 1] = str(port)
+    return [str(BIN / command[0]), *command[1:]]
+
+
+def wait_for_health(url: str, process: ManagedProcess, timeout: float = 90) -> None:
+    """Until `url`/health answers 200 (the process exiting first is an error)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise RuntimeError(
+                f"{process.name} exited ({process.popen.returncode}):\n{process.tail()}"
+            )
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{process.name} never answered /health:\n{process.tail()}")
+
+
+def start_api(env: dict[str, str], log_dir: Path, *, name: str, port: int) -> ManagedProcess:
+    """The API as Dockerfile.api runs it, waiting until `/health` answers."""
+    process = ManagedProcess(name, api_command(port), env, log_dir / f"{name}.log")
+    try:
+        wait_for_health(f"http://127.0.0.1:{port}", process)
+    except Exception:
+        process.stop()
+        raise
     return process

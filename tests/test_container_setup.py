@@ -7,6 +7,7 @@ images' env, the documented commands. (That test runs them.)"""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,9 +78,17 @@ def test_the_images_run_the_documented_commands() -> None:
     worker = ["celery", "-A", "worker.celery_app", "worker", "--loglevel=INFO"]
     assert Dockerfile.read("Dockerfile.worker").cmd == worker
     compose = (ROOT / "docker-compose.yml").read_text()
-    assert f"command: {json.dumps(worker)}" in compose
+    # Each worker service runs the image's command with only its queues and concurrency added.
+    commands = [json.loads(found) for found in re.findall(r"command: (\[[^\]]*\])", compose)]
+    workers = [command for command in commands if command[: len(worker)] == worker]
+    assert len(workers) == 3
+    for command in workers:
+        added = command[len(worker) :]
+        assert added[:2] == ["-Q", added[1]] and all(
+            option.startswith("--concurrency=") for option in added[2:]
+        ), command
     for command in (["alembic", "upgrade", "head"], ["celery", "-A", "worker.celery_app", "beat"]):
-        assert f"command: {json.dumps(command)}" in compose
+        assert command in commands
 
 
 def test_compose_gives_each_container_its_metrics_folder_and_the_proxy_setting() -> None:

@@ -129,7 +129,7 @@ def _interpreter() -> Path:
 def image_venv(dockerfile: Dockerfile) -> Path:
     """The images' virtualenv (built here once per lock file and interpreter); its folder."""
     python = _interpreter()
-    lock = (ROOT / "uv.lock").read_bytes() + (ROOT / "pyproject.toml").read_bytes()
+    lock = b"".join((ROOT / name).read_bytes() for name in _dependency_files(dockerfile))
     key = hashlib.sha256(lock + str(python).encode()).hexdigest()[:16]
     home = Path("/tmp") / f"tabpfn-api-image-{key}"
     # Built where it stays (a virtualenv's scripts name its path), one session at a time.
@@ -140,11 +140,20 @@ def image_venv(dockerfile: Dockerfile) -> Path:
     return home / ".venv"
 
 
+def _dependency_files(dockerfile: Dockerfile) -> list[str]:
+    """What the Dockerfile copies before its `uv sync`: the project's and the client's
+    pyproject.toml (the lock names the client as a path dependency) and the lock."""
+    return [
+        source for source in dockerfile.copies if Path(source).name in ("pyproject.toml", "uv.lock")
+    ]
+
+
 def _build(dockerfile: Dockerfile, python: Path, home: Path) -> None:
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(mode=0o755)
     home.chmod(0o755)
-    for name in ("pyproject.toml", "uv.lock"):
+    for name in _dependency_files(dockerfile):
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, home / name)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV"))}
     env.update({k: v for k, v in dockerfile.env.items() if k.startswith("UV_")})
@@ -175,6 +184,7 @@ def app_tree(dockerfile: Dockerfile) -> Path:
                 origin, app / source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
             )
         else:
+            (app / source).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(origin, app / source)
     for folder, dirs, files in os.walk(app):
         for name in files:

@@ -77,9 +77,9 @@ def succeed(
     result_payload_id: uuid.UUID | None = None,
     fit: transitions.FitFacts | None = None,
     cache_key: str | None = None,
-) -> None:
+) -> bool:
     """Store the result (a large prediction as its own payload, unless it reuses a stored
-    one) and end the job."""
+    one) and end the job; False when the outcome did not land (canceled, lease lost)."""
     with runtime.db.session_scope() as session:
         if table is not None:
             payload = new_payload(job.user_id, PayloadKind.RESULT, table)
@@ -102,6 +102,7 @@ def succeed(
         if finished is None:
             session.rollback()  # the result payload goes with it
     _after_finish(runtime, job, finished)
+    return finished is not None
 
 
 def fail(

@@ -34,6 +34,7 @@ from shared.jobs import chunks, results, reuse, waits
 from shared.jobs.dispatch import publish_job
 from shared.models import Job, JobKind, JobPhase, JobStatus, Model, PayloadKind, Task
 from shared.tabpfn.config import TabPFNConfig
+from shared.tabpfn.errors import InputRejected, UpstreamUnavailable
 from worker import inputs, outcomes
 from worker.leases import HeldLease
 from worker.progress import PhaseReporter
@@ -48,22 +49,20 @@ _MAX_WAKE_UPS = 8
 def predict(runtime: WorkerRuntime, job: Job, lease: HeldLease) -> None:
     """Answer the prediction from the cache, split it, or run it upstream in this slot."""
     facts = inputs.payload_facts(runtime, job)
+    if job.parent_job_id is not None:  # a chunk: planned by its parent, never cached
+        _predict_here(runtime, job, lease, facts.cost, key=None)
+        return
     if facts.train_set_uid is None:
         raise inputs.ModelGone
     key = reuse.cache_key(facts.train_set_uid, facts.sha256, job.params)
-    if (
-        job.parent_job_id is None
-        and job.params.get("cache") is not False
-        and _cached(runtime, job, lease, key)
-    ):
+    if job.params.get("cache") is not False and _cached(runtime, job, lease, key):
         return
     account, model = inputs.user_and_model(runtime, job)
-    if job.parent_job_id is None:
-        plan = _plan(runtime, job, account, model, facts)
-        if len(plan) > 1:
-            _split(runtime, job, lease, plan=plan, facts=facts, key=key)
-            return
-    _predict_here(runtime, job, lease, facts.cost, key if job.parent_job_id is None else None)
+    plan = _plan(runtime, job, account, model, facts)
+    if len(plan) > 1:
+        _split(runtime, job, lease, plan=plan, facts=facts, key=key)
+        return
+    _predict_here(runtime, job, lease, facts.cost, key=key)
 
 
 def _cached(runtime: WorkerRuntime, job: Job, lease: HeldLease, key: str) -> bool:
@@ -95,11 +94,21 @@ def _plan(
     model: Model,
     facts: inputs.PayloadFacts,
 ) -> list[chunks.Chunk]:
-    """The chunks this prediction needs under the upstream's limits (one: no split)."""
+    """The chunks this prediction needs under the upstream's limits (one: no split).
+
+    Without the limits (the service does not answer) rows that may be over them wait and are
+    tried again later: sending them whole could earn a permanent refusal for a passing
+    outage. More chunks than MAX_PREDICT_CHUNKS (the limits may have shrunk since the
+    submission was checked) fail the job, saying how many rows one job may send."""
     limits = runtime.upstream.limits(
         account.token, account.fingerprint, model.config.get("model_path")
     )
-    if limits is None:  # the service will not say: send it whole, it refuses what it must
+    if limits is None:
+        if facts.rows > chunks.SAFE_ROWS_WITHOUT_LIMITS:
+            raise UpstreamUnavailable(
+                "The TabPFN service did not say how many rows one request may carry; "
+                "this prediction waits until it does."
+            )
         return chunks.plan(facts.rows, facts.rows)
     per_request = chunks.rows_per_request(
         limits,
@@ -107,6 +116,13 @@ def _plan(
         n_cols=facts.cols,
         output_type=str(job.params["output_type"]),
     )
+    most = chunks.max_rows_per_job(per_request, str(job.params["output_type"]))
+    if facts.rows > most:
+        raise InputRejected(
+            f"These {facts.rows} rows are more than one prediction may ask for now "
+            f"({most}, in requests of at most {per_request} rows); send at most {most} rows "
+            "per predict job."
+        )
     return chunks.plan(facts.rows, per_request)
 
 
@@ -133,7 +149,7 @@ def _split(
             session.add_all(payloads)
             session.flush()  # no ORM relationship orders these inserts before the jobs'
             children = [
-                _chunk_job(session, job, chunk, payload.id)
+                _chunk_job(session, job, chunk, payload.id, fit_id=facts.train_set_uid)
                 for chunk, payload in zip(plan, payloads, strict=True)
             ]
             session.flush()
@@ -150,9 +166,16 @@ def _split(
 
 
 def _chunk_job(
-    session: Session, parent: Job, chunk: chunks.Chunk, payload_id: uuid.UUID
+    session: Session,
+    parent: Job,
+    chunk: chunks.Chunk,
+    payload_id: uuid.UUID,
+    *,
+    fit_id: str | None,
 ) -> uuid.UUID:
-    """One chunk's job; it takes its parent's place in the user's queue."""
+    """One chunk's job; it takes its parent's place in the user's queue, and predicts from
+    the fit its parent started with (a refit meanwhile must not mix two fits in one
+    result)."""
     child = Job(
         id=uuid.uuid4(),
         user_id=parent.user_id,
@@ -163,6 +186,7 @@ def _chunk_job(
         params={
             **parent.params,
             "rows": [chunk.start, chunk.stop],
+            "train_set_uid": fit_id,
             "cache": False,
             "callback_events": [],
         },
@@ -177,13 +201,14 @@ def _chunk_job(
 
 
 def _predict_here(
-    runtime: WorkerRuntime, job: Job, lease: HeldLease, cost: int, key: str | None
+    runtime: WorkerRuntime, job: Job, lease: HeldLease, cost: int, *, key: str | None
 ) -> None:
     """The rows go upstream in one call; the result is stored with the job."""
     with runtime.budget.reserve(cost):
         loaded = inputs.load(runtime, job, cost)
         model = loaded.model
-        if not model.train_set_uid:
+        fit_id = job.params.get("train_set_uid") or model.train_set_uid
+        if not fit_id:
             raise inputs.ModelGone
         config = TabPFNConfig.model_validate({**model.config, **job.params.get("config", {})})
         output_type = str(job.params["output_type"])
@@ -196,7 +221,7 @@ def _predict_here(
         started = time.monotonic()
         predicted = runtime.upstream.predict(
             loaded.token,
-            model.train_set_uid,
+            fit_id,
             Task(model.task),
             loaded.features,
             output_type=output_type,
@@ -217,6 +242,8 @@ def _predict_here(
             output_type=output_type,
             model=model,
             quantiles=quantiles,
+            # A chunk's rows are always stored as a table: the merge streams the tables.
+            inline_max_rows=0 if job.parent_job_id is not None else None,
         )
         outcomes.succeed(
             runtime,
@@ -242,10 +269,13 @@ def result_of(
     output_type: str,
     model: Model,
     quantiles: list[float] | None,
+    inline_max_rows: int | None = None,
 ) -> tuple[dict[str, Any], parquet.Encoded | None]:
-    """The job's result, and the table to store when it is too large to keep inline."""
+    """The job's result, and the table to store when it has more than `inline_max_rows`
+    rows (default RESULT_INLINE_MAX_ROWS) to keep inline."""
     classes = model.classes if output_type == "probas" else None
-    inline = len(predictions) <= runtime.settings.RESULT_INLINE_MAX_ROWS
+    limit = runtime.settings.RESULT_INLINE_MAX_ROWS if inline_max_rows is None else inline_max_rows
+    inline = len(predictions) <= limit
     result: dict[str, Any] = {
         "output_type": output_type,
         "n_rows": len(predictions),
@@ -253,8 +283,8 @@ def result_of(
         "quantiles": quantiles if output_type in results.WITH_QUANTILES else None,
         "inline": inline,
         "predictions": predictions if inline else None,
-        **extras,
     }
+    result.update(results.extras_entry(extras))
     if inline:
         return result, None
     frame = results.to_frame(predictions, output_type, classes, quantiles)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from api.context import AppContext
 from shared.errors import Conflict, NotFound, ServiceUnavailable, TabPFNTokenRejected
+from shared.jobs import reuse
 from shared.models import ApiKey, Model, ModelStatus, User
 from shared.security import api_keys
 from shared.security.crypto import DecryptionFailed
@@ -103,16 +104,17 @@ def setup(
             if user is None:
                 raise
     else:
-        _refresh_after_rotation(context, user, token)
+        _refresh_after_rotation(session, context, user, token)
     webhook_secret = context.box.decrypt(user.webhook_secret_encrypted)
     key, full_key = issue_key(session, context, user.id, key_name)
     return user, key, full_key, webhook_secret
 
 
-def _refresh_after_rotation(context: AppContext, user: User, token: str) -> None:
+def _refresh_after_rotation(session: Session, context: AppContext, user: User, token: str) -> None:
     """A user found through a fallback key is moved to the current key on the way."""
     current = context.box.fingerprint(token)
     if user.token_fingerprint != current:
+        reuse.refingerprint(session, user.id, user.token_fingerprint, current)
         user.token_fingerprint = current
         user.tabpfn_token_encrypted = context.box.encrypt(token)
         user.webhook_secret_encrypted = context.box.reencrypt(user.webhook_secret_encrypted)

@@ -12,14 +12,12 @@ concurrent submissions of one user can overshoot the cap by at most their number
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, cast
 
-import orjson
 from sqlalchemy import Table, func, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -27,11 +25,12 @@ from sqlalchemy.orm import Session
 from api.auth import CurrentUser
 from api.body import RawBody
 from api.context import AppContext
+from api.services import idempotency
 from api.services.submissions import FitSubmission, PredictSubmission, RefitSubmission
 from shared import metrics
 from shared.datasets import parquet
 from shared.datasets.store import new_payload
-from shared.errors import Conflict, IdempotencyKeyReused, TooManyJobs, ValidationFailed
+from shared.errors import Conflict, TooManyJobs
 from shared.jobs import guards, reuse, transitions
 from shared.jobs.dispatch import publish_delivery, publish_job
 from shared.jobs.failure import CANCELED_BY_USER, CANCELED_MODEL_DELETED
@@ -48,8 +47,6 @@ from shared.models import (
 )
 
 logger = logging.getLogger(__name__)
-IDEMPOTENCY_WINDOW = timedelta(hours=24)
-MAX_IDEMPOTENCY_KEY = 255
 # A full backlog drains at the pace of the user's running jobs; look again after this.
 TOO_MANY_JOBS_RETRY_AFTER_S = 5
 
@@ -62,38 +59,6 @@ class Created:
     replayed: bool
 
 
-@dataclass(frozen=True)
-class Idempotency:
-    key: str
-    request_hash: str
-
-
-def idempotency(header: str | None, raw: RawBody, scope: str) -> Idempotency | None:
-    """The key and a hash of what was sent (byte for byte), scoped to the route."""
-    if header is None:
-        return None
-    key = header.strip()
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
-        raise ValidationFailed(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters.")
-    digest = hashlib.sha256(scope.encode())
-    if raw.json_bytes is not None:
-        digest.update(_canonical_json(raw.json_bytes))
-    else:
-        for name in sorted(raw.fields):
-            digest.update(f"\x00{name}={raw.fields[name]}".encode())
-        digest.update(b"\x00file=" + (raw.file_bytes or b""))
-    return Idempotency(key=key, request_hash=digest.hexdigest())
-
-
-def _canonical_json(data: bytes) -> bytes:
-    """The same JSON whatever its whitespace and key order, so a client that re-serialises
-    its retry is recognised; bytes that are not JSON are hashed as sent (and refused later)."""
-    try:
-        return orjson.dumps(orjson.loads(data), option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONDecodeError:
-        return data
-
-
 def begin(
     session: Session,
     context: AppContext,
@@ -102,7 +67,7 @@ def begin(
     *,
     idempotency_key: str | None,
     scope: str,
-) -> tuple[Idempotency | None, Job | None]:
+) -> tuple[idempotency.Idempotency | None, Job | None]:
     """Every submission's first steps: the per-user rate limit, the idempotency check, then
     the cap on unfinished jobs (a replayed request still gets its job).
 
@@ -110,8 +75,8 @@ def begin(
     context.limiter.hit(
         f"jobs:{user_id}", context.settings.RATE_LIMIT_JOBS_PER_MINUTE, what="job submissions"
     )
-    idem = idempotency(idempotency_key, raw, scope)
-    existing = replay(session, user_id, idem)
+    idem = idempotency.from_request(idempotency_key, raw, scope)
+    existing = idempotency.replay(session, user_id, idem)
     if existing is None:
         require_room(session, user_id, context.settings.JOB_MAX_QUEUED_PER_USER)
     return idem, existing
@@ -139,27 +104,6 @@ def require_room(session: Session, user_id: uuid.UUID, cap: int) -> None:
         )
 
 
-def replay(session: Session, user_id: uuid.UUID, idem: Idempotency | None) -> Job | None:
-    """The job an earlier identical request made; 422 if the key came with another body."""
-    if idem is None:
-        return None
-    job = session.scalars(
-        select(Job).where(Job.user_id == user_id, Job.idempotency_key == idem.key)
-    ).one_or_none()
-    if job is None:
-        return None
-    if job.created_at < datetime.now(UTC) - IDEMPOTENCY_WINDOW:
-        job.idempotency_key = None  # expired: the key may name a new job
-        session.flush()
-        return None
-    if job.request_hash != idem.request_hash:
-        raise IdempotencyKeyReused(
-            "This Idempotency-Key was used with a different request in the last 24 hours; "
-            "use a new key for a new request."
-        )
-    return job
-
-
 def _new_job(
     context: AppContext,
     *,
@@ -169,7 +113,7 @@ def _new_job(
     payload_id: uuid.UUID,
     params: dict[str, Any],
     callback_url: str | None,
-    idem: Idempotency | None,
+    idem: idempotency.Idempotency | None,
 ) -> Job:
     now = datetime.now(UTC)
     return Job(
@@ -195,7 +139,7 @@ def create_fit(
     context: AppContext,
     current: CurrentUser,
     sub: FitSubmission,
-    idem: Idempotency | None,
+    idem: idempotency.Idempotency | None,
 ) -> Created:
     """Store the training data, a pending model and a queued fit job, in one transaction."""
     payload = new_payload(
@@ -243,7 +187,7 @@ def create_predict(
     current: CurrentUser,
     model: Model,
     sub: PredictSubmission,
-    idem: Idempotency | None,
+    idem: idempotency.Idempotency | None,
 ) -> Created:
     """Store the rows to predict and a queued predict job, in one transaction."""
     payload = new_payload(current.id, PayloadKind.PREDICT_INPUT, parquet.encode(sub.table.columns))
@@ -275,7 +219,7 @@ def create_refit(
     current: CurrentUser,
     model: Model,
     sub: RefitSubmission,
-    idem: Idempotency | None,
+    idem: idempotency.Idempotency | None,
 ) -> Created:
     """A fit job for the model's stored training data; the model stays as it is (and keeps
     serving predictions, if it can) until the refit succeeds."""
@@ -310,13 +254,19 @@ def create_refit(
 
 
 def require_no_fit_running(session: Session, model: Model) -> None:
-    """409 while the model's fit (or an earlier refit) has not ended."""
-    if model.fit_job_id is None:
+    """409 while the model's fit (or an earlier refit) has not ended.
+
+    The model's row stays locked until the refit is committed, so two refits racing cannot
+    both pass: the second reads the first one's job."""
+    fit_job_id = session.scalar(
+        select(Model.fit_job_id).where(Model.id == model.id).with_for_update()
+    )
+    if fit_job_id is None:
         return
-    status = session.scalar(select(Job.status).where(Job.id == model.fit_job_id))
+    status = session.scalar(select(Job.status).where(Job.id == fit_job_id))
     if status is not None and not JobStatus(status).is_final:
         raise Conflict(
-            f"Model {model.id} is being fit (job {model.fit_job_id}); wait for that job, or "
+            f"Model {model.id} is being fit (job {fit_job_id}); wait for that job, or "
             "cancel it, before asking for a refit.",
             code="FIT_IN_PROGRESS",
         )
@@ -345,7 +295,7 @@ def _store_new(
     rows: tuple[Base, ...],
     job: Job,
     current: CurrentUser,
-    idem: Idempotency | None,
+    idem: idempotency.Idempotency | None,
 ) -> Created:
     """Insert and commit; a concurrent request with the same Idempotency-Key that committed
     first makes our INSERT (or commit) fail, and then its job is the answer."""
@@ -354,7 +304,7 @@ def _store_new(
         session.commit()
     except IntegrityError:
         session.rollback()
-        existing = replay(session, current.id, idem)
+        existing = idempotency.replay(session, current.id, idem)
         if existing is not None:
             return Created(existing, replayed=True)
         # Otherwise a row this job references went away meanwhile.

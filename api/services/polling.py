@@ -35,7 +35,8 @@ _recent_lock = threading.Lock()
 
 
 def queue_position(session: Session, job: Job) -> int | None:
-    """1 when the job is the next of its user's queued jobs to start, 2 after that one, ..."""
+    """1 when the job is the next of its user's queued jobs to start, 2 after that one, ...
+    A large prediction's queued chunks ahead count one each: each starts in turn."""
     if job.status is not JobStatus.QUEUED:
         return None
     ahead = session.scalar(
@@ -44,7 +45,6 @@ def queue_position(session: Session, job: Job) -> int | None:
         .where(
             Job.user_id == job.user_id,
             Job.status == JobStatus.QUEUED,
-            Job.parent_job_id.is_(None),
             (Job.created_at < job.created_at)
             | ((Job.created_at == job.created_at) & (Job.id < job.id)),
         )

@@ -34,12 +34,11 @@ from shared.jobs.results import WITH_QUANTILES
 from shared.models import Model, Task
 from shared.tabpfn.adapter import available_models, fit_modes, thinking_efforts
 from shared.tabpfn.config import TabPFNConfig
-from shared.tabpfn.types import Limits
+from shared.tabpfn.types import AUTO_MODEL_PATHS, Limits
 from shared.webhooks.urls import check_callback_url
 
 LimitsLookup = Callable[[str | None], Limits | None]
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
-_AUTO_MODEL_PATHS = ("auto", "default")
 
 
 @dataclass
@@ -75,6 +74,10 @@ def _options(model: type[OptionsT], values: dict[str, Any]) -> OptionsT:
         raise ValidationFailed(message, details=details) from None
 
 
+# Form fields that hold a list: a JSON array, or names separated by commas.
+_LIST_FIELDS = ("callback_events",)
+
+
 def _form_values(
     raw: RawBody, json_fields: tuple[str, ...], drop: tuple[str, ...]
 ) -> dict[str, Any]:
@@ -82,6 +85,12 @@ def _form_values(
     for name in json_fields:
         if name in values:
             values[name] = form_json(raw.fields, name)
+    for name in _LIST_FIELDS:
+        text = raw.fields.get(name, "").strip()
+        if text.startswith("["):
+            values[name] = form_json(raw.fields, name)
+        elif text:
+            values[name] = [item.strip() for item in text.split(",") if item.strip()]
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -127,7 +136,7 @@ def _check_config(config: TabPFNConfig, task: Task, n_cols: int) -> None:
     """The options against tabpfn-client's own lists (models, Thinking efforts, fit modes)."""
     path = config.model_path
     known = available_models()[task.value]
-    if path is not None and path not in _AUTO_MODEL_PATHS and path not in known:
+    if path is not None and path not in AUTO_MODEL_PATHS and path not in known:
         raise ValidationFailed(
             f"config.model_path {path!r} is not a known {task.value} model; "
             "see GET /api/v1/models/available.",

@@ -16,9 +16,7 @@ from shared.errors import ValidationFailed
 from shared.jobs import chunks
 from shared.tabpfn.types import Limits
 
-# A prediction over the upstream's per-request limits runs as chunks (`shared.jobs.chunks`),
-# at most this many: bounded work per job.
-MAX_PREDICT_CHUNKS = 1000
+MAX_PREDICT_CHUNKS = chunks.MAX_CHUNKS
 
 FALLBACK_LIMITS = Limits(
     train_max_rows=1_000_000,
@@ -130,15 +128,16 @@ def predict_bounds(
     per_request = chunks.rows_per_request(
         limits, n_train_rows=n_train_rows, n_cols=n_cols, output_type=output_type
     )
-    max_rows = per_request * MAX_PREDICT_CHUNKS
+    max_rows = chunks.max_rows_per_job(per_request, output_type)
     return Bounds(
         max_rows=max_rows,
         max_cols=limits.max_cols,
         max_cells=max_rows * max(n_cols, 1),
         rows="rows to predict",
         advice=f"send at most {max_rows} rows per predict job",
-        source=f"{{limit}} ({MAX_PREDICT_CHUNKS} requests of TabPFN's limit of {per_request} "
-        "rows for this model)",
+        source=f"{{limit}} (at most {MAX_PREDICT_CHUNKS} requests of TabPFN's limit of "
+        f"{per_request} rows for this model; {chunks.MAX_FULL_OUTPUT_ROWS} rows for the full "
+        "output)",
     )
 
 

@@ -17,6 +17,15 @@ from dataclasses import dataclass
 from shared.tabpfn.types import Limits
 
 FULL_OUTPUT = "full"
+# A prediction runs as at most this many chunks (each one upstream request): bounded work
+# per job, checked at submission and again when the worker plans the split.
+MAX_CHUNKS = 1000
+# The `full` output carries a whole distribution per row (thousands of logits on the hosted
+# service): its merged result must still fit in one stored table.
+MAX_FULL_OUTPUT_ROWS = 10_000
+# Rows a prediction may send whole when the upstream does not tell its limits: far below
+# any limit it has published (200,000 rows on v3), so only a large prediction has to wait.
+SAFE_ROWS_WITHOUT_LIMITS = 10_000
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,12 @@ def rows_per_request(limits: Limits, *, n_train_rows: int, n_cols: int, output_t
     if output_type == FULL_OUTPUT:
         caps.append(limits.test_max_rows_full_output)
     return max(min(caps), 1)
+
+
+def max_rows_per_job(per_request: int, output_type: str) -> int:
+    """The most rows one prediction may ask for: MAX_CHUNKS requests (fewer for `full`)."""
+    most = per_request * MAX_CHUNKS
+    return min(most, MAX_FULL_OUTPUT_ROWS) if output_type == FULL_OUTPUT else most
 
 
 def plan(n_rows: int, per_request: int) -> list[Chunk]:

@@ -22,6 +22,27 @@ _SCALARS = ("mean", "median", "mode")
 _QUANTILE, _LOGIT = "quantile_", "logit_"
 
 
+def extras_entry(extras: dict[str, Any]) -> dict[str, Any]:
+    """What a prediction's result keeps of the upstream's row-independent extras: `borders`
+    (documented, of `full`) beside the predictions, anything newer under `extras`, so no
+    key the upstream adds can overwrite the result's own."""
+    entry: dict[str, Any] = {}
+    known = {key: value for key, value in extras.items() if key == "borders"}
+    newer = {key: value for key, value in extras.items() if key != "borders"}
+    entry.update(known)
+    if newer:
+        entry["extras"] = newer
+    return entry
+
+
+def extras_of(result: dict[str, Any]) -> dict[str, Any]:
+    """The extras a stored result holds (the inverse of `extras_entry`)."""
+    extras = dict(result.get("extras") or {})
+    if "borders" in result:
+        extras["borders"] = result["borders"]
+    return extras
+
+
 def _quantile_columns(quantiles: list[float] | None) -> list[str]:
     # repr, not a rounded format: two distinct quantiles must never share a column.
     return [f"{_QUANTILE}{float(q)!r}" for q in quantiles or []]

@@ -5,7 +5,7 @@
   *ready* model of the same user, fitted under the TabPFN token the user holds now (the
   token's fingerprint is recorded when a fit is submitted), takes over that model's
   upstream fit: no upload, no fit, no quota spent. `reuse: false` on the fit opts out; a
-  refit never reuses (its point is to fit again).
+  refit reuses only when it asks to (`"reuse": true`): its point is to fit again.
 - **Prediction cache.** A prediction is identified by its `cache_key`: the model's upstream
   fit, the content hash of the rows, the output options. A new prediction with the key of an
   earlier *succeeded* prediction of the same model, still within retention, is answered with
@@ -22,7 +22,7 @@ import uuid
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.models import Job, JobStatus, Model, ModelStatus
@@ -86,3 +86,14 @@ def cached_prediction(session: Session, *, model_id: uuid.UUID, key: str) -> Job
         .order_by(Job.finished_at.desc())
         .limit(1)
     ).first()
+
+
+def refingerprint(session: Session, user_id: uuid.UUID, old: str, new: str) -> None:
+    """The same token got a new fingerprint (SECRET_KEY rotated): the user's models fitted
+    under it follow, so they stay reusable."""
+    if old != new:
+        session.execute(
+            update(Model)
+            .where(Model.user_id == user_id, Model.fitted_token_fingerprint == old)
+            .values(fitted_token_fingerprint=new)
+        )

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from shared.config import Settings, load_settings
 from shared.db import Database
+from shared.jobs import reuse
 from shared.models import User
 from shared.security.crypto import SecretBox
 
@@ -36,7 +37,9 @@ def reencrypt_all(settings: Settings) -> int:
                     user.previous_webhook_secret_encrypted = box.reencrypt(
                         user.previous_webhook_secret_encrypted
                     )
-                user.token_fingerprint = box.fingerprint(token)
+                fingerprint = box.fingerprint(token)
+                reuse.refingerprint(session, user.id, user.token_fingerprint, fingerprint)
+                user.token_fingerprint = fingerprint
                 changed += 1
     finally:
         database.dispose()

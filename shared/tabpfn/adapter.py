@@ -76,6 +76,7 @@ from shared.tabpfn.classify import CallRecord, by_status, upstream_message
 from shared.tabpfn.config import TabPFNConfig
 from shared.tabpfn.outputs import prediction_rows
 from shared.tabpfn.types import (
+    AUTO_MODEL_PATHS,
     FitState,
     FitStatusReport,
     Limits,
@@ -88,7 +89,6 @@ from shared.tabpfn.types import (
 logger = logging.getLogger(__name__)
 
 CLIENT_VERSION = tabpfn_client.__version__
-_AUTO_MODEL_PATHS = ("auto", "default")
 # What tabpfn-client raises for upstream trouble. Anything else (a bug, or the worker's
 # soft time limit interrupting the call) propagates unchanged to the caller.
 _CLIENT_ERRORS = (
@@ -307,7 +307,7 @@ class TabPFNUpstream:
         settings = self._settings_for(token, cache_key)
         if settings is None:
             return None
-        if model_path is None or model_path in _AUTO_MODEL_PATHS:
+        if model_path is None or model_path in AUTO_MODEL_PATHS:
             version_limits = settings.model_limits.get(settings.default_model_version)
         else:
             try:

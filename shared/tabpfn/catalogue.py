@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.tabpfn.types import AUTO_MODEL_PATHS
+
 _FAMILIES = {
     "v3.5": "TabPFN-3.5: the newest family, with Thinking mode (API only)",
     "v3": "TabPFN-3: the previous generation",
@@ -32,7 +34,6 @@ _VARIANTS = {
     "quantiles": "tuned for quantile predictions",
     "small-samples": "for small training sets",
 }
-_SERVICE_CHOOSES = ("auto", "default")
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class ModelInfo:
 
 def describe(name: str, version: str) -> ModelInfo:
     """Words for one model name of `version` (as tabpfn-client reads the name)."""
-    if name in _SERVICE_CHOOSES:
+    if name in AUTO_MODEL_PATHS:
         return ModelInfo(
             name, "auto", fast=False, description="the TabPFN service chooses the model"
         )

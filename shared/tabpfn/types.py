@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+# Model names that let the TabPFN service choose the model.
+AUTO_MODEL_PATHS = ("auto", "default")
+
 
 class TokenStatus(StrEnum):
     """What the TabPFN service says about a token."""

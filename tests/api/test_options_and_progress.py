@@ -208,3 +208,39 @@ def test_job_started_is_sent_to_callers_who_ask_for_it(
         time.sleep(1)  # a job.started would have come before the outcome
         later = [json.loads(r.body) for r in receiver.requests[2:]]
     assert [(e["type"], e["data"]["id"]) for e in later] == [("job.succeeded", default["id"])]
+
+
+def test_multipart_submissions_take_callback_events_and_the_opt_outs(
+    client: TestClient, worker: ManagedProcess
+) -> None:
+    account = register(client)
+    csv = "a,b,label\n" + "\n".join(f"{i},{i % 3},{i % 2}" for i in range(40))
+    response = client.post(
+        "/api/v1/models/fit",
+        files={"file": ("train.csv", csv.encode(), "text/csv")},
+        data={
+            "task": "classification",
+            "target_column": "label",
+            "callback_events": "started,completed",
+            "reuse": "false",
+        },
+        headers=account.headers,
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["callback_events"] == ["started", "completed"]
+    bad = client.post(
+        "/api/v1/models/fit",
+        files={"file": ("train.csv", csv.encode(), "text/csv")},
+        data={"task": "classification", "target_column": "label", "callback_events": "finished"},
+        headers=account.headers,
+    )
+    assert bad.status_code == 400 and "callback_events" in bad.json()["message"]
+
+
+def test_the_schema_names_the_callback_events_the_service_sends() -> None:
+    from typing import get_args
+
+    from api.schemas.jobs import CallbackEvent
+    from shared.jobs.events import CALLBACK_EVENTS
+
+    assert set(get_args(CallbackEvent)) == set(CALLBACK_EVENTS)

@@ -133,16 +133,20 @@ def test_a_refit_can_change_options_and_is_refused_while_a_fit_runs(
 ) -> None:
     account = register(client)
     model_id = fit_ready(client, account, X, Y)["model_id"]
-    response = client.post(
-        f"/api/v1/models/{model_id}/refit",
-        json={"config": {"n_estimators": 2, "fit_mode": "fit_with_cache"}},
-        headers=account.headers,
-    )
-    assert response.status_code == 202, response.text
-    busy = client.post(f"/api/v1/models/{model_id}/refit", headers=account.headers)
-    if busy.status_code == 409:  # the refit may already be done on a fast machine
+    standin.configure(fit_delay_s=3)  # the refit is still running when the second comes
+    try:
+        response = client.post(
+            f"/api/v1/models/{model_id}/refit",
+            json={"config": {"n_estimators": 2, "fit_mode": "fit_with_cache"}},
+            headers=account.headers,
+        )
+        assert response.status_code == 202, response.text
+        busy = client.post(f"/api/v1/models/{model_id}/refit", headers=account.headers)
+        assert busy.status_code == 409, busy.text
         assert busy.json()["code"] == "FIT_IN_PROGRESS"
-    refit = wait_for_job(client, account, response.json()["id"])
+        refit = wait_for_job(client, account, response.json()["id"])
+    finally:
+        standin.reset()
     assert refit["status"] == "succeeded", refit
     assert model(client, account, model_id)["config"] == {
         "n_estimators": 2,
@@ -156,6 +160,20 @@ def test_a_refit_can_change_options_and_is_refused_while_a_fit_runs(
         headers=account.headers,
     )
     assert bad.status_code == 400 and "thinking_effort" in bad.json()["message"]
+
+
+def test_a_refit_answers_no_prediction_from_the_cache_of_the_old_fit(
+    client: TestClient, worker: ManagedProcess, standin: StandinProcess
+) -> None:
+    account = register(client)
+    model_id = fit_ready(client, account, X, Y)["model_id"]
+    assert predicted(client, account, model_id)["cached"] is False
+    assert predicted(client, account, model_id)["cached"] is True
+    response = client.post(f"/api/v1/models/{model_id}/refit", headers=account.headers)
+    assert wait_for_job(client, account, response.json()["id"])["status"] == "succeeded"
+    after = predicted(client, account, model_id)
+    assert after["status"] == "succeeded" and after["cached"] is False
+    assert len(standin.predicts_of(account.token)) == 2
 
 
 def test_a_refit_that_fails_leaves_a_ready_model_ready(
@@ -183,9 +201,12 @@ def test_fits_in_flight_are_not_reused_before_they_are_ready(
     client: TestClient, worker: ManagedProcess, standin: StandinProcess
 ) -> None:
     account = register(client)
-    jobs = [fit(client, account, X, Y)["id"] for _ in range(2)]
-    finished = [wait_for_job(client, account, job_id) for job_id in jobs]
-    assert all(job["status"] == "succeeded" for job in finished)
-    # The second may or may not find the first ready: never a reuse of an unfinished fit.
-    reused = [job["reused_from"] for job in finished if job["reused_from"]]
-    assert len(standin.fits_of(account.token)) == 2 - len(reused)
+    standin.configure(fit_delay_s=2)  # the first is still fitting when the second starts
+    try:
+        jobs = [fit(client, account, X, Y)["id"] for _ in range(2)]
+        finished = [wait_for_job(client, account, job_id) for job_id in jobs]
+    finally:
+        standin.reset()
+    assert [job["status"] for job in finished] == ["succeeded", "succeeded"]
+    assert [job["reused_from"] for job in finished] == [None, None]
+    assert len(standin.fits_of(account.token)) == 2

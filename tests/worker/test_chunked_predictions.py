@@ -4,14 +4,18 @@ prediction that was not split would be refused."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from shared.config import Settings
 from tests.standin.baseline import fit_baseline
 from tests.support.builders import (
     Account,
@@ -23,6 +27,7 @@ from tests.support.builders import (
     wait_for_job,
 )
 from tests.support.processes import ManagedProcess
+from tests.support.receiver import running_receiver
 from tests.support.standin import StandinProcess, token_id
 
 X, Y, X_TEST, _ = classification_data()
@@ -185,3 +190,43 @@ def test_submission_refuses_only_what_no_split_can_serve(
     assert response.status_code == 400, response.text
     body = response.json()
     assert body["code"] == "LIMIT_EXCEEDED" and "1000 rows per predict job" in body["message"]
+
+
+def test_canceling_a_split_prediction_cancels_its_chunks(
+    client: TestClient, worker: ManagedProcess, limited: StandinProcess, settings: Settings
+) -> None:
+    account = register(client)
+    model_id = fit_ready(client, account, X, Y)["model_id"]
+    limited.configure(predict_delay_s=3)
+    with running_receiver() as receiver:
+        job = predict(client, account, model_id, many_rows(5000, seed=5), callback_url=receiver.url)
+        wait_for_job(client, account, job["id"], until=("running",))
+        deadline = time.monotonic() + 60
+        while (
+            client.get(f"/api/v1/jobs/{job['id']}", headers=account.headers).json()["progress"][
+                "chunks_total"
+            ]
+            is None
+        ):
+            assert time.monotonic() < deadline, "the prediction was never split"
+            time.sleep(0.1)
+        canceled = client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=account.headers)
+        assert canceled.status_code == 202, canceled.text
+        assert canceled.json()["status"] == "canceled"
+        events = [json.loads(r.body)["type"] for r in receiver.wait_for(1)]
+        time.sleep(1)  # no second event may follow
+        assert events == ["job.canceled"] and len(receiver.requests) == 1
+    engine = sa.create_engine(settings.DATABASE_URL)
+    try:
+        with engine.connect() as connection:
+            statuses = (
+                connection.execute(
+                    sa.text("SELECT DISTINCT status FROM jobs WHERE parent_job_id = :id"),
+                    {"id": job["id"]},
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        engine.dispose()
+    assert set(statuses) == {"canceled"}

@@ -13,21 +13,24 @@ run in the sync route's thread, off the loop.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from api.auth import CurrentUserDep
+from api.auth import CurrentUser, CurrentUserDep
+from api.context import AppContext
 from api.deps import ContextDep
 from api.errors import describe_validation_errors
 from api.middleware import allow_upload
 from api.uploads import LARGE_BODY_BYTES
-from shared.errors import UnsupportedMediaType, ValidationFailed
+from shared.errors import RequestTimeout, UnsupportedMediaType, ValidationFailed
 
 MAX_FORM_FIELDS = 30
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -73,11 +76,23 @@ def _is_large(request: Request, multipart: bool) -> bool:
     return multipart or not declared.isdigit() or int(declared) > LARGE_BODY_BYTES
 
 
+async def _count_submission(context: AppContext, user: CurrentUser) -> None:
+    """The per-user rate limit of job submissions, before a byte of the body is read (a
+    rate-limited user pushes no more uploads through)."""
+    await run_in_threadpool(
+        context.limiter.hit,
+        f"jobs:{user.id}",
+        context.settings.RATE_LIMIT_JOBS_PER_MINUTE,
+        what="job submissions",
+    )
+
+
 async def read_body(
-    request: Request, _: CurrentUserDep, context: ContextDep
+    request: Request, current: CurrentUserDep, context: ContextDep
 ) -> AsyncIterator[RawBody]:
     """The submission body as sent, read once the caller is authenticated (401 first,
-    without reading it), through an upload slot when large; 415 for other content types."""
+    without reading it) and within its rate limit, through an upload slot when large; 415
+    for other content types."""
     content_type = _content_type(request)
     multipart = content_type == "multipart/form-data"
     if not multipart and not _is_json(content_type):
@@ -85,12 +100,25 @@ async def read_body(
             content_type,
             f"{SEND_JSON}, or a CSV or Parquet `file` plus form fields as multipart/form-data",
         )
+    await _count_submission(context, current)
     allow_upload(request.scope)
     if _is_large(request, multipart):
-        async with context.uploads.hold():
-            yield await _read(request, multipart)
+        async with context.uploads.hold(str(current.id)):
+            yield await _read_in_time(request, multipart, context.settings.UPLOAD_READ_TIMEOUT_S)
     else:
         yield await _read(request, multipart)
+
+
+async def _read_in_time(request: Request, multipart: bool, timeout_s: float) -> RawBody:
+    """`_read` within `timeout_s`: a body that trickles in holds its slot no longer."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read(request, multipart)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"The upload did not arrive within {timeout_s:g} s (UPLOAD_READ_TIMEOUT_S); send "
+            "it again, or in smaller parts."
+        ) from None
 
 
 async def _read(request: Request, multipart: bool) -> RawBody:
@@ -129,12 +157,15 @@ async def read_small_json(request: Request, model: type[ModelT]) -> ModelT:
         raise ValidationFailed(message, details=details) from None
 
 
-async def read_optional_json(request: Request, _: CurrentUserDep) -> RawBody:
-    """A small, optional JSON body (a refit's), read once the caller is authenticated; the
-    middleware stops it at MAX_SMALL_BODY_BYTES."""
+async def read_optional_json(
+    request: Request, current: CurrentUserDep, context: ContextDep
+) -> RawBody:
+    """A small, optional JSON body (a refit's), read once the caller is authenticated and
+    within the submission rate limit; the middleware stops it at MAX_SMALL_BODY_BYTES."""
     content_type = _content_type(request)
     if not _is_json(content_type):
         raise _unsupported(content_type, SEND_JSON)
+    await _count_submission(context, current)
     return RawBody(json_bytes=await request.body())
 
 
@@ -171,13 +202,19 @@ def loads(data: bytes | str, what: str = "The body") -> Any:
 
 
 def _holds_nul(value: Any) -> bool:
-    """Whether any string in a parsed document (keys included) contains NUL."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
-    if isinstance(value, dict):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    """Whether any string in a parsed document (keys included) contains NUL. A walk with
+    its own stack: orjson accepts nesting a thousand levels deep, past Python's recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
     return False
 
 

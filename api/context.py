@@ -52,7 +52,11 @@ class AppContext:
                 timeout_s=settings.TABPFN_API_TIMEOUT_S,
                 settings_ttl_s=settings.UPSTREAM_SETTINGS_TTL_S,
             ),
-            uploads=UploadSlots(settings.UPLOAD_SLOTS, settings.UPLOAD_SLOT_WAIT_S),
+            uploads=UploadSlots(
+                settings.UPLOAD_SLOTS,
+                settings.UPLOAD_SLOT_WAIT_S,
+                per_owner=settings.UPLOAD_SLOTS_PER_USER,
+            ),
         )
 
     def close(self) -> None:

@@ -9,6 +9,11 @@ costs next to nothing, since a body nobody reads stays on the socket (the server
 reading a connection past 64 KiB). After that it gets 503 UPLOADS_BUSY with Retry-After:
 503 rather than 429, because the server is busy, not this client over a rate.
 
+One user holds at most UPLOAD_SLOTS_PER_USER slots of a process (429 TOO_MANY_UPLOADS past
+that, at once): a user trickling several slow uploads cannot take every slot. A body must
+arrive within UPLOAD_READ_TIMEOUT_S of taking its slot (408 REQUEST_TIMEOUT otherwise), so
+no slot is held for longer than that by a body that never ends.
+
 Thread-safe and not bound to one event loop: a slot freed on one thread or loop is handed
 straight to the oldest waiter, wherever it waits.
 """
@@ -21,7 +26,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from shared.errors import ServiceUnavailable
+from shared.errors import ServiceUnavailable, TooManyUploads
 
 # JSON bodies up to this size are parsed without a slot: JSON grows a few times in memory,
 # not by orders of magnitude, and small submissions should not queue behind uploads.
@@ -44,12 +49,14 @@ class _Waiter:
 class UploadSlots:
     """A counting semaphore with a bounded wait, usable from any thread or event loop."""
 
-    def __init__(self, size: int, wait_s: float) -> None:
+    def __init__(self, size: int, wait_s: float, *, per_owner: int | None = None) -> None:
         self.size = size
         self.wait_s = wait_s
+        self.per_owner = per_owner or size
         self._lock = threading.Lock()
         self._free = size
         self._waiters: deque[_Waiter] = deque()
+        self._held: dict[str, int] = {}
 
     @property
     def in_use(self) -> int:
@@ -98,17 +105,44 @@ class UploadSlots:
                     continue
             self._free += 1
 
+    def _count(self, owner: str) -> bool:
+        """Count one more slot for `owner`; False when it already holds its share."""
+        with self._lock:
+            held = self._held.get(owner, 0)
+            if held >= self.per_owner:
+                return False
+            self._held[owner] = held + 1
+            return True
+
+    def _uncount(self, owner: str) -> None:
+        with self._lock:
+            held = self._held.get(owner, 0) - 1
+            if held > 0:
+                self._held[owner] = held
+            else:
+                self._held.pop(owner, None)
+
     @asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
-        """A slot for the duration of the block, or 503 UPLOADS_BUSY after UPLOAD_SLOT_WAIT_S."""
-        if not await self.acquire(self.wait_s):
-            raise ServiceUnavailable(
-                f"This server is already receiving {self.size} large uploads; retry in a "
-                "few seconds.",
-                code="UPLOADS_BUSY",
+    async def hold(self, owner: str = "") -> AsyncIterator[None]:
+        """A slot for the duration of the block: 429 TOO_MANY_UPLOADS when `owner` already
+        holds its share, 503 UPLOADS_BUSY when none came free within UPLOAD_SLOT_WAIT_S."""
+        if not self._count(owner):
+            raise TooManyUploads(
+                f"You already have {self.per_owner} uploads in progress on this server; "
+                "wait for one to finish.",
                 retry_after_s=BUSY_RETRY_AFTER_S,
             )
         try:
-            yield
+            if not await self.acquire(self.wait_s):
+                raise ServiceUnavailable(
+                    f"This server is already receiving {self.size} large uploads; retry in a "
+                    "few seconds.",
+                    code="UPLOADS_BUSY",
+                    retry_after_s=BUSY_RETRY_AFTER_S,
+                )
+            try:
+                yield
+            finally:
+                self.release()
         finally:
-            self.release()
+            self._uncount(owner)

@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     MAX_SMALL_BODY_BYTES: int = Field(default=16 * 1024, ge=1024)
     UPLOAD_SLOTS: int = Field(default=4, ge=1, le=1024)
     UPLOAD_SLOT_WAIT_S: float = Field(default=10.0, ge=0, le=300)
+    UPLOAD_SLOTS_PER_USER: int = Field(default=2, ge=1, le=1024)
+    UPLOAD_READ_TIMEOUT_S: float = Field(default=120.0, gt=0, le=3600)
     RATE_LIMIT_SETUP_PER_MINUTE: int = Field(default=10, ge=1)
     RATE_LIMIT_JOBS_PER_MINUTE: int = Field(default=120, ge=1)
     API_KEY_CACHE_TTL_S: float = Field(default=60.0, ge=0)

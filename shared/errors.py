@@ -11,11 +11,13 @@ Hierarchy::
     ├── Forbidden                 403 FORBIDDEN (another user's model or job)
     ├── NotFound                  404 NOT_FOUND
     ├── Conflict                  409 MODEL_NOT_READY, JOB_FINISHED, JOB_NOT_SUCCEEDED, ...
+    ├── RequestTimeout            408 REQUEST_TIMEOUT (an upload that did not arrive in time)
     ├── PayloadTooLarge           413 PAYLOAD_TOO_LARGE
     ├── UnsupportedMediaType      415 UNSUPPORTED_MEDIA_TYPE
     ├── IdempotencyKeyReused      422 IDEMPOTENCY_KEY_REUSED
     ├── RateLimited               429 RATE_LIMITED (with Retry-After)
     ├── TooManyJobs               429 TOO_MANY_JOBS (the user's unfinished jobs are at the cap)
+    ├── TooManyUploads            429 TOO_MANY_UPLOADS (the user's uploads in progress here)
     └── ServiceUnavailable        503 UPSTREAM_UNAVAILABLE / SERVICE_UNAVAILABLE (with Retry-After)
 
 Errors from the TabPFN service itself are typed separately in `shared.tabpfn.errors`; the
@@ -86,6 +88,11 @@ class Conflict(AppError):
     default_code = "CONFLICT"
 
 
+class RequestTimeout(AppError):
+    status_code = 408
+    default_code = "REQUEST_TIMEOUT"
+
+
 class PayloadTooLarge(AppError):
     status_code = 413
     default_code = "PAYLOAD_TOO_LARGE"
@@ -111,6 +118,10 @@ class RateLimited(AppError):
 
 class TooManyJobs(RateLimited):
     default_code = "TOO_MANY_JOBS"
+
+
+class TooManyUploads(RateLimited):
+    default_code = "TOO_MANY_UPLOADS"
 
 
 class ServiceUnavailable(AppError):

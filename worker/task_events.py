@@ -70,6 +70,7 @@ class TaskEvents:
         self.hostname = hostname or f"tabpfn-api@{socket.gethostname()}"
         self._queue: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(_CAPACITY)
         self.dropped = 0
+        self._dropped_lock = threading.Lock()
         self._thread = threading.Thread(target=self._send_all, name="task-events", daemon=True)
         self._thread.start()
 
@@ -126,6 +127,11 @@ class TaskEvents:
         try:
             self._queue.put_nowait((event_type, {**fields, "timestamp": time.time()}))
         except queue.Full:
+            self._drop()
+
+    def _drop(self) -> None:
+        """Count a lost event (from a slot thread or the sender: under a lock)."""
+        with self._dropped_lock:
             self.dropped += 1
 
     def close(self, timeout: float = 2.0) -> None:
@@ -151,7 +157,7 @@ class TaskEvents:
                 dispatcher.send(event_type, **fields)
                 failing = False
             except Exception as error:  # the broker is away: this event is lost, not the job
-                self.dropped += 1
+                self._drop()
                 if not failing:  # once per outage, not once per event
                     logger.warning("task events not sent: %s", type(error).__name__)
                 failing = True

@@ -100,8 +100,9 @@ def _connect(checked: CheckedUrl, address: str, deadline: Deadline, untried: int
     try:
         if checked.scheme == "https":
             # The handshake as a whole is bounded by the socket timeout (CPython's SSL calls
-            # count one deadline across their retries).
-            sock.settimeout(deadline.remaining())
+            # count one deadline across their retries), a fair share of what is left: a
+            # stalled handshake must leave the other addresses their turn.
+            sock.settimeout(deadline.remaining() / untried)
             return _tls_context().wrap_socket(sock, server_hostname=checked.host)
     except BaseException:
         sock.close()
@@ -144,9 +145,11 @@ def _read_status(connection: socket.socket, deadline: Deadline) -> int:
 
 
 def _final_status(answer: bytes) -> tuple[int | None, bytes]:
-    """The final status code once its line has arrived, skipping informational (1xx) answers;
+    """The final status code once its line has arrived, skipping informational (1xx) answers
+    (blank lines before a status line are tolerated, and a head may end with bare LFs);
     returns what is left to parse."""
     while True:
+        answer = answer.lstrip(b"\r\n")
         line_end = answer.find(b"\n")
         if line_end < 0:
             return None, answer
@@ -156,7 +159,17 @@ def _final_status(answer: bytes) -> tuple[int | None, bytes]:
         code = int(match.group(1))
         if code >= 200:
             return code, answer
-        head_end = answer.find(b"\r\n\r\n")
+        if code == 101:  # switching protocols: no HTTP answer will follow
+            raise InvalidAnswer("the receiver switched protocols")
+        head_end = _end_of_head(answer)
         if head_end < 0:
             return None, answer
-        answer = answer[head_end + 4 :]
+        answer = answer[head_end:]
+
+
+def _end_of_head(answer: bytes) -> int:
+    """Where an answer's head ends (after its blank line), or -1 while it has not."""
+    ends = [
+        found + len(mark) for mark in (b"\r\n\r\n", b"\n\n") if (found := answer.find(mark)) >= 0
+    ]
+    return min(ends) if ends else -1

@@ -25,12 +25,15 @@ from api.schemas.common import Page, PageNumber, PageSize, error_responses
 from api.services import accounts
 from shared.jobs.schemas import API_PREFIX
 from shared.models import ApiKey
+from shared.security.lockout import client_group
 
 router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"])
 
 
 def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """Who the setup rate limit counts: the client's address, an IPv6 client as its /64 (a
+    host holds a whole /64, and could otherwise take a fresh address per attempt)."""
+    return client_group(request.client.host) if request.client else "unknown"
 
 
 # Bodies are parsed by dependencies that need the rate limit or the API key first: as

@@ -11,11 +11,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from shared.models import DeliveryStatus, Task
 from shared.tabpfn.adapter import output_types
-from shared.tabpfn.config import TabPFNConfig
+from shared.tabpfn.config import TabPFNConfig, shallow_options
 
 Cell = float | str | None
 DEFAULT_QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -111,7 +111,7 @@ class PredictConfig(BaseModel):
     balance_probabilities: bool | None = None
     average_before_softmax: bool | None = None
     inference_precision: Literal["autocast", "auto"] | None = None
-    inference_config: dict[str, Any] | None = None
+    inference_config: Annotated[dict[str, Any] | None, AfterValidator(shallow_options)] = None
 
 
 class PredictOptions(BaseModel):

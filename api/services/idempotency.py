@@ -54,7 +54,7 @@ def _canonical_json(data: bytes) -> bytes:
     its retry is recognised; bytes that are not JSON are hashed as sent (and refused later)."""
     try:
         return orjson.dumps(orjson.loads(data), option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONDecodeError:
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # not JSON, or nested too deep
         return data
 
 

@@ -68,13 +68,11 @@ def begin(
     idempotency_key: str | None,
     scope: str,
 ) -> tuple[idempotency.Idempotency | None, Job | None]:
-    """Every submission's first steps: the per-user rate limit, the idempotency check, then
-    the cap on unfinished jobs (a replayed request still gets its job).
+    """Every submission's first steps once its body is read (the per-user rate limit was
+    hit before reading it, `api.body`): the idempotency check, then the cap on unfinished
+    jobs (a replayed request still gets its job).
 
     Returns the request's idempotency record and, for a repeated request, its earlier job."""
-    context.limiter.hit(
-        f"jobs:{user_id}", context.settings.RATE_LIMIT_JOBS_PER_MINUTE, what="job submissions"
-    )
     idem = idempotency.from_request(idempotency_key, raw, scope)
     existing = idempotency.replay(session, user_id, idem)
     if existing is None:

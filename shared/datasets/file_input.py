@@ -23,6 +23,9 @@ def _column(
     series: pd.Series, index: int, names: list[str]
 ) -> tuple[ColumnKind, np.ndarray[Any, Any]]:
     label = column_label(index, names)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        # Parquet text read as a dictionary: each row refers to one shared value.
+        series = series.astype(object).infer_objects()
     if pd.api.types.is_bool_dtype(series):
         texts = [None if pd.isna(value) else str(bool(value)) for value in series.tolist()]
         return ColumnKind.CATEGORICAL, np.array(texts, dtype=object)

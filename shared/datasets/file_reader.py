@@ -12,16 +12,24 @@ header. So reading is two steps:
    to more than `MAX_EXPANSION` times its size once past `EXPANSION_FLOOR_BYTES` (a
    decompression bomb: 413 PAYLOAD_TOO_LARGE); then it decodes, a CSV file for at most the
    allowed rows plus one (one more says there are too many).
+
+The footer cannot tell everything. Nested columns (lists, structs, maps) are refused from
+the schema, before any data is read (a list can hold millions of values in one cell). Text
+columns are read as dictionaries (each distinct value once, the rows as indices), and what
+they would take as plain text is added up before anything is materialised: a file that
+repeats one long text over many rows is a bomb the footer's sizes do not show. A CSV
+header's columns are counted with its quotes in mind (a quoted name may hold a newline), and
+the decoded table's width is checked again before its cells are.
 """
 
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shared.datasets.limits import Bounds
@@ -35,7 +43,16 @@ DECODED_CELL_BYTES = 8
 # to the floor (a million float64 cells) may compress as they like.
 MAX_EXPANSION = 256
 EXPANSION_FLOOR_BYTES = 8 * 1024 * 1024
-_QUOTED = re.compile(rb'"[^"]*"')
+# A text cell costs its characters plus, once decoded, a reference.
+_TEXT_CELL_OVERHEAD = 8
+_NESTED = (
+    pa.types.is_list,
+    pa.types.is_large_list,
+    pa.types.is_fixed_size_list,
+    pa.types.is_struct,
+    pa.types.is_map,
+    pa.types.is_union,
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,7 @@ def _inspect_parquet(content: bytes) -> UploadedFile:
         metadata, schema = parquet.metadata, parquet.schema_arrow
     except (pa.ArrowException, OSError, ValueError) as error:
         raise ValidationFailed(f"The file is not readable Parquet: {error}") from None
+    _check_flat(schema)
     # pandas stores a non-default index as a column; it comes back as the index, not data.
     stored = (schema.pandas_metadata or {}).get("index_columns", [])
     index = {name for name in stored if isinstance(name, str)}  # a RangeIndex is a dict
@@ -77,20 +95,43 @@ def _inspect_parquet(content: bytes) -> UploadedFile:
     return UploadedFile(content, True, n_cols, n_rows, decoded)
 
 
+def _check_flat(schema: pa.Schema) -> None:
+    """Every column holds one number or text per cell: nested types are refused unread."""
+    for field in schema:
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        if any(is_nested(kind) for is_nested in _NESTED):
+            raise ValidationFailed(
+                f"Column {field.name!r} has type {kind}; each cell must hold one number or "
+                "one text (flatten nested columns before uploading)."
+            )
+
+
 def _csv_width(content: bytes) -> int:
-    """The header's column count, counted in the raw bytes (commas outside quotes), so that
-    a header of 400,000 names costs a scan, not 400,000 strings. Leading blank lines are
-    skipped, as the CSV parser skips them."""
+    """The header's column count, counted in the raw bytes (commas outside quotes, up to the
+    first newline outside quotes), so that a header of 400,000 names costs a scan, not
+    400,000 strings. Leading blank lines are skipped, as the CSV parser skips them."""
     start = 0
-    while True:
-        end = content.find(b"\n", start)
-        line = content[start : len(content) if end < 0 else end].strip(b"\r\t ")
-        if line or end < 0:
-            break
-        start = end + 1
-    if not line:
+    while content[start : start + 1] in (b"\n", b"\r", b" ", b"\t"):
+        start += 1
+    if start >= len(content):
         raise ValidationFailed("The uploaded CSV file has no header row.")
-    return _QUOTED.sub(b"", line).count(b",") + 1
+    commas, position, quoted = 0, start, False
+    while position < len(content):
+        if quoted:  # inside quotes: only the closing quote matters ("" reopens at once)
+            end = content.find(b'"', position)
+            if end < 0:
+                raise ValidationFailed("The uploaded CSV file's header has an unclosed quote.")
+            position, quoted = end + 1, False
+            continue
+        quote = content.find(b'"', position)
+        newline = content.find(b"\n", position)
+        stop = min(i for i in (quote, newline, len(content)) if i >= 0)
+        commas += content.count(b",", position, stop)
+        if stop == quote:
+            position, quoted = quote + 1, True
+        else:
+            break
+    return commas + 1
 
 
 def decode(upload: UploadedFile, bounds: Bounds, *, extra_cols: int = 0) -> pd.DataFrame:
@@ -100,10 +141,12 @@ def decode(upload: UploadedFile, bounds: Bounds, *, extra_cols: int = 0) -> pd.D
     bounds.check(upload.n_rows, n_features)
     if upload.is_parquet:
         _check_expansion(upload)
-        frame = _decode_parquet(upload.content)
+        frame = _decode_parquet(upload.content, _allowed_bytes(upload))
     else:
         allowed = bounds.rows_allowed(n_features)
         frame = _decode_csv(upload.content, allowed + 1)
+        # The header scan counted the columns; the parser decides, so check what it read.
+        bounds.check(None, max(frame.shape[1] - extra_cols, 0))
         if len(frame) > allowed:
             raise bounds.too_many_rows(None, n_features)
     # Columns are named by text everywhere else (target_column, feature_names).
@@ -111,8 +154,12 @@ def decode(upload: UploadedFile, bounds: Bounds, *, extra_cols: int = 0) -> pd.D
     return frame
 
 
+def _allowed_bytes(upload: UploadedFile) -> int:
+    return max(EXPANSION_FLOOR_BYTES, MAX_EXPANSION * len(upload.content))
+
+
 def _check_expansion(upload: UploadedFile) -> None:
-    allowed = max(EXPANSION_FLOOR_BYTES, MAX_EXPANSION * len(upload.content))
+    allowed = _allowed_bytes(upload)
     if upload.decoded_bytes > allowed:
         raise PayloadTooLarge(
             f"The Parquet file ({len(upload.content)} bytes) declares {upload.n_rows} rows x "
@@ -123,12 +170,38 @@ def _check_expansion(upload: UploadedFile) -> None:
         )
 
 
-def _decode_parquet(content: bytes) -> pd.DataFrame:
+def _decode_parquet(content: bytes, allowed_bytes: int) -> pd.DataFrame:
+    """The table, its text columns read as dictionaries and their plain size checked
+    against `allowed_bytes` before anything is materialised."""
     try:
-        frame: pd.DataFrame = pq.read_table(io.BytesIO(content)).to_pandas()
+        schema = pq.read_schema(io.BytesIO(content))
+        text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
+        table = pq.ParquetFile(io.BytesIO(content), read_dictionary=text).read()
     except (pa.ArrowException, OSError, ValueError) as error:
         raise ValidationFailed(f"The file is not readable Parquet: {error}") from None
+    size = _plain_bytes(table)
+    if size > allowed_bytes:
+        raise PayloadTooLarge(
+            f"The Parquet file ({len(content)} bytes) holds about {size // 1_000_000} MB of "
+            f"data once decoded (long texts repeated over many rows): more than "
+            f"{MAX_EXPANSION} times its size. Send it less compressed, or in smaller parts.",
+            details={"decoded_bytes": size, "limit": allowed_bytes},
+        )
+    frame: pd.DataFrame = table.to_pandas()
     return frame
+
+
+def _plain_bytes(table: pa.Table) -> int:
+    """What the table takes once every text cell is a text of its own."""
+    size = 0
+    for column in table.columns:
+        if pa.types.is_dictionary(column.type):
+            for chunk in column.chunks:
+                lengths = pc.binary_length(chunk.dictionary).take(chunk.indices)
+                size += int(pc.sum(lengths).as_py() or 0) + _TEXT_CELL_OVERHEAD * len(chunk)
+        else:
+            size += column.nbytes
+    return size
 
 
 def _decode_csv(content: bytes, max_rows: int) -> pd.DataFrame:

@@ -40,6 +40,9 @@ _CACHE_SIZE = 10_000
 # instead of 250 ms each.
 _FAILURES_PER_MINUTE = 10
 _FAILURE_WINDOW_S = 60.0
+# Wrong secrets per key from all clients together, per minute (about 15 s of bcrypt).
+_GUESSES_PER_KEY_PER_MINUTE = 60
+_ALL_CLIENTS = "*"
 
 
 class Verdict(Enum):
@@ -94,6 +97,10 @@ class KeyHasher:
         # verdict instead of each paying for their own.
         self._in_flight: dict[str, threading.Lock] = {}
         self._lockout = Lockout(limit=_FAILURES_PER_MINUTE, window_s=_FAILURE_WINDOW_S)
+        # Wrong secrets for one key from every client together: a ceiling on the bcrypt work
+        # (and on the threads waiting for it) that guessers spread over many addresses can
+        # cause. Only secrets this process has not seen right are refused past it.
+        self._budget = Lockout(limit=_GUESSES_PER_KEY_PER_MINUTE, window_s=_FAILURE_WINDOW_S)
 
     def hash(self, secret: str) -> str:
         """The stored form of a new key's secret (under the current pepper)."""
@@ -115,8 +122,8 @@ class KeyHasher:
             return Verdict.VALID
         known = self._known(key_id, digest, stored_hash)
         # Checked before waiting for the key's gate, so a locked-out guesser never queues
-        # in front of the owner's bcrypt.
-        if not known and self._lockout.remaining_s(key_id, client):
+        # in front of the owner's bcrypt, nor holds a thread waiting for it.
+        if not known and self._refused(key_id, client):
             return Verdict.LOCKED_OUT
         with self._lock:
             gate = self._in_flight.setdefault(key_id, threading.Lock())
@@ -125,16 +132,28 @@ class KeyHasher:
         with gate:
             if self._cached(key_id, digest, stored_hash):
                 return Verdict.VALID
-            if not known and self._lockout.remaining_s(key_id, client):
+            if not known and self._refused(key_id, client):
                 return Verdict.LOCKED_OUT
             verdict = self._verify_slowly(key_id, secret, digest, stored_hash)
             if verdict is Verdict.INVALID:
                 self._lockout.fail(key_id, client)
+                self._budget.fail(key_id, _ALL_CLIENTS)
             return verdict
+
+    def _refused(self, key_id: str, client: str) -> bool:
+        """An unknown secret is not checked while its client, or all clients together, have
+        guessed wrong too often for this key."""
+        return bool(
+            self._lockout.remaining_s(key_id, client)
+            or self._budget.remaining_s(key_id, _ALL_CLIENTS)
+        )
 
     def lockout_remaining_s(self, key_id: str, client: str) -> float:
         """How long `client` stays locked out of `key_id` (0 when it is not)."""
-        return self._lockout.remaining_s(key_id, client)
+        return max(
+            self._lockout.remaining_s(key_id, client),
+            self._budget.remaining_s(key_id, _ALL_CLIENTS),
+        )
 
     def _entry(self, key_id: str, digest: str, stored_hash: str) -> float | None:
         """When this secret was last verified for this hash (None: never, or another one)."""

@@ -6,9 +6,37 @@ A strict schema (unknown keys are refused with their name), so a typo such as
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+# Free-form options (`inference_config`) nest at most this deep: TabPFN's own are shallow,
+# and a value a thousand levels deep would stop whatever walks it recursively later.
+MAX_OPTION_DEPTH = 16
+
+
+def nesting_depth(value: Any) -> int:
+    """How deep lists and objects nest in a JSON value (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        else:
+            deepest = max(deepest, depth)
+            continue
+        deepest = max(deepest, depth + 1)
+    return deepest
+
+
+def shallow_options(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A free-form option object, refused when it nests deeper than MAX_OPTION_DEPTH."""
+    if value is not None and nesting_depth(value) > MAX_OPTION_DEPTH:
+        raise ValueError(f"must not nest deeper than {MAX_OPTION_DEPTH} levels")
+    return value
+
 
 # The longest Thinking budget the service offers (a Thinking fit takes up to 40 minutes).
 MAX_THINKING_TIMEOUT_S = 2400
@@ -32,7 +60,7 @@ class TabPFNConfig(BaseModel):
     ignore_pretraining_limits: bool | None = None
     inference_precision: Literal["autocast", "auto"] | None = None
     random_state: int | None = Field(default=0, ge=0, le=2**32 - 1)
-    inference_config: dict[str, Any] | None = None
+    inference_config: Annotated[dict[str, Any] | None, AfterValidator(shallow_options)] = None
     categorical_features_indices: list[int] | None = Field(default=None, max_length=2000)
     fit_mode: str | None = Field(
         default=None,

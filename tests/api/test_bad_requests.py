@@ -18,7 +18,15 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from shared.config import Settings
-from tests.support.bombs import csv_rows_then_garbage, csv_wide_header, parquet_bomb
+from tests.support.bombs import (
+    csv_quoted_header,
+    csv_rows_then_garbage,
+    csv_wide_header,
+    nested_json,
+    parquet_bomb,
+    parquet_list_column,
+    parquet_text_bomb,
+)
 from tests.support.builders import (
     Account,
     classification_data,
@@ -211,8 +219,71 @@ EXPANSION_BOMB = parquet_bomb(900_000, 3)  # within the limits; 21.6 MB decoded 
 PREDICT_BOMB = parquet_bomb(300_000, 30)  # over 200,000 rows, a split's job; 9 M cells, a bomb
 CSV_RAGGED = b"a,b,target\n1,2,0\n3,4,5,1\n5,6,0\n"
 CSV_OK = b"a,b,target\n1,2,0\n3,4,1\n5,6,0\n"
+TEXT_BOMB = parquet_text_bomb(50_000, 20_000)  # ~10 KB on disk, 1 GB as plain text
+DEEP_SETUP = ('{"nested": ' + nested_json(600) + ', "tabpfn_token": "x"}').encode()
+DEEP_FIT = (
+    '{"task": "classification", "features": [[1], [2]], "target": [0, 1], "name": '
+    + nested_json(300, '"a"')
+    + "}"
+).encode()
+DEEP_CONFIG = {
+    "task": "classification",
+    "features": [[1.0], [2.0]],
+    "target": [0, 1],
+    "config": {"inference_config": {"a": json.loads(nested_json(200, "1"))}},
+}
 
 CASES: list[tuple[str, Send, int, str, str]] = [
+    (
+        "a Parquet file repeating one long text (a bomb its footer does not show)",
+        multipart(
+            "/api/v1/models/fit",
+            {"file": ("bomb.parquet", TEXT_BOMB, "application/octet-stream")},
+            {"task": "classification", "target_column": "target"},
+        ),
+        413,
+        "PAYLOAD_TOO_LARGE",
+        "long texts",
+    ),
+    (
+        "a Parquet column of lists",
+        multipart(
+            "/api/v1/models/fit",
+            {"file": ("lists.parquet", parquet_list_column(), "application/octet-stream")},
+            {"task": "classification", "target_column": "target"},
+        ),
+        400,
+        "VALIDATION_ERROR",
+        "one number or one text",
+    ),
+    (
+        "a CSV header whose quoted newline hides its width",
+        upload_with_standin_limits({"max_cols": 50}, "wide.csv", csv_quoted_header(60)),
+        400,
+        "LIMIT_EXCEEDED",
+        "columns",
+    ),
+    (
+        "a setup body nested 600 levels deep holding a NUL",
+        send_raw("POST", "/api/v1/auth/setup", DEEP_SETUP, "application/json", as_user=None),
+        400,
+        "VALIDATION_ERROR",
+        "NUL",
+    ),
+    (
+        "a fit body nested 300 levels deep with an Idempotency-Key",
+        post_fit(None, raw=DEEP_FIT, headers={"Idempotency-Key": "deep-nesting"}),
+        400,
+        "VALIDATION_ERROR",
+        "name",
+    ),
+    (
+        "an inference_config nested 200 levels deep",
+        post_fit(DEEP_CONFIG),
+        400,
+        "VALIDATION_ERROR",
+        "inference_config",
+    ),
     # (name, request, status, code, a word the message must contain)
     (
         "body is not JSON",

@@ -95,3 +95,23 @@ def test_an_ipv6_host_counts_as_its_64() -> None:
     assert client_group("2001:db8:1:3::1") != client_group("2001:db8:1:2::1")
     assert client_group("::ffff:192.0.2.7") == "192.0.2.7"
     assert client_group("192.0.2.7") == "192.0.2.7"
+
+
+def test_guesses_spread_over_many_addresses_are_bounded_per_key() -> None:
+    """Each /64 gets its 10 wrong secrets a minute; all of them together get 60 bcrypts for
+    one key, after which unknown secrets are refused at once (no thread waits for bcrypt),
+    while a secret this process knows still gets through."""
+    hasher = KeyHasher([b"p" * 32], rounds=4, cache_ttl_s=60)
+    new = api_keys.generate()
+    stored = hasher.hash_new(new.key_id, new.secret)  # issued here: known
+    verdicts = [
+        hasher.verify(new.key_id, "wrong", stored, client=f"2001:db8:{group:x}::1")
+        for group in range(70)
+    ]
+    assert verdicts[:60] == [Verdict.INVALID] * 60
+    assert verdicts[60:] == [Verdict.LOCKED_OUT] * 10
+    assert hasher.lockout_remaining_s(new.key_id, "2001:db8:ffff::1") > 0
+    assert hasher.verify(new.key_id, new.secret, stored, client="2001:db8:ffff::1") in (
+        Verdict.VALID,
+        Verdict.VALID_REHASH,
+    )

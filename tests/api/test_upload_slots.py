@@ -5,19 +5,24 @@ wait in line for UPLOAD_SLOT_WAIT_S, then get 503 UPLOADS_BUSY. Small JSON bodie
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from api.uploads import UploadSlots
+from scripts.engines import free_port
 from shared.config import Settings
 from tests.api.test_auth import other_app
-from tests.support.builders import register
+from tests.support import secrets as secret_registry
+from tests.support.builders import new_token, register
+from tests.support.processes import child_env, start_api
 
 CSV = b"a,b,target\n1,2,0\n3,4,1\n5,6,0\n2,2,1\n"
 FORM = {"task": "classification", "target_column": "target"}
@@ -139,3 +144,90 @@ def test_a_second_upload_waits_then_gets_503_while_the_slot_is_held(one_slot: Te
     )
     assert after.status_code == 202, after.text
     assert slots.in_use == 0
+
+
+def _held_upload(
+    client: TestClient, headers: dict[str, str], finish: threading.Event, reading: threading.Event
+) -> Callable[[], httpx.Response]:
+    """An upload whose body stalls (holding its slot) until `finish` is set."""
+    body, form_headers = _multipart(CSV)
+
+    def slow_body() -> Iterator[bytes]:
+        reading.set()
+        finish.wait(60)
+        yield body
+
+    return lambda: client.post(
+        "/api/v1/models/fit", content=slow_body(), headers={**headers, **form_headers}
+    )
+
+
+def test_one_user_cannot_hold_every_upload_slot(settings: Settings) -> None:
+    app = other_app(settings, UPLOAD_SLOTS=4, UPLOAD_SLOTS_PER_USER=1, UPLOAD_SLOT_WAIT_S=0.5)
+    client = TestClient(app)
+    try:
+        hog, other = register(client), register(client)
+        reading, finish = threading.Event(), threading.Event()
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(_held_upload(client, hog.headers, finish, reading))
+            assert reading.wait(30)
+            refused = client.post(
+                "/api/v1/models/fit",
+                files={"file": ("d.csv", CSV, "text/csv")},
+                data=FORM,
+                headers=hog.headers,
+            )
+            served = client.post(
+                "/api/v1/models/fit",
+                files={"file": ("d.csv", CSV, "text/csv")},
+                data=FORM,
+                headers=other.headers,
+            )
+            finish.set()
+            assert held.result(timeout=60).status_code == 202
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["code"] == "TOO_MANY_UPLOADS" and refused.headers["Retry-After"]
+        assert served.status_code == 202, served.text
+    finally:
+        app.state.context.close()
+
+
+def test_an_upload_that_does_not_arrive_in_time_frees_its_slot(
+    settings: Settings, log_dir: Path
+) -> None:
+    """Against a real uvicorn (the test client feeds bodies in a way no socket does): a body
+    that stalls after its first bytes gets 408 once UPLOAD_READ_TIMEOUT_S passes, and the
+    slot serves the next upload."""
+    port = free_port()
+    env = child_env(settings, UPLOAD_SLOTS="1", UPLOAD_READ_TIMEOUT_S="1", FORWARDED_ALLOW_IPS="")
+    api = start_api(env, log_dir, name="api-upload-deadline", port=port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        key = httpx.post(f"{base}/api/v1/auth/setup", json={"tabpfn_token": new_token()}).json()[
+            "api_key"
+        ]
+        secret_registry.remember(key, "API key")
+        body, headers = _multipart(CSV)
+        head = (
+            f"POST /api/v1/models/fit HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Type: {headers['Content-Type']}\r\n"
+            f"Content-Length: {len(body) + 100_000}\r\n\r\n"
+        ).encode()
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as stalled:
+            stalled.sendall(head + body[:50])  # ...and then nothing more
+            answer = b""
+            while b"REQUEST_TIMEOUT" not in answer and (chunk := stalled.recv(4096)):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"REQUEST_TIMEOUT" in answer and time.monotonic() - started < 20
+        after = httpx.post(
+            f"{base}/api/v1/models/fit",
+            files={"file": ("d.csv", CSV, "text/csv")},
+            data=FORM,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        assert after.status_code == 202, after.text
+    finally:
+        api.stop()

@@ -37,3 +37,36 @@ def csv_rows_then_garbage(rows: int) -> bytes:
     only a reader that stops after the allowed rows never meets it."""
     lines = ["a,b,target", *(f"{i},{i % 3},{i % 2}" for i in range(rows)), "1,2,3,4,5,6,7"]
     return ("\n".join(lines) + "\n").encode()
+
+
+def parquet_text_bomb(rows: int, text_chars: int) -> bytes:
+    """One long text repeated over `rows` rows, dictionary-encoded: a few KiB on disk, the
+    text once; `rows` x `text_chars` bytes once every cell is materialised. Written from a
+    dictionary array, so making it costs one text's memory."""
+    indices = pa.array([0] * rows, pa.int32())
+    texts = pa.DictionaryArray.from_arrays(indices, pa.array(["x" * text_chars]))
+    target = pa.array([0.0, 1.0] * (rows // 2) + [0.0] * (rows % 2))
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"note": texts, "target": target}), buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def parquet_list_column() -> bytes:
+    """A table whose feature column holds lists (a list can hold millions of values)."""
+    table = pa.table({"values": [[1, 2, 3]] * 10, "target": [0.0, 1.0] * 5})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def csv_quoted_header(cols: int) -> bytes:
+    """A CSV header that starts with a quoted name holding a newline, then `cols` names: a
+    scan that stops at the first newline counts one column."""
+    names = ['"x\n"', *(f"c{i}" for i in range(cols - 1)), "target"]
+    row = ["0"] * cols + ["1"]
+    return (",".join(names) + "\n" + ",".join(row) + "\n").encode()
+
+
+def nested_json(depth: int, leaf: str = '"\\u0000"') -> str:
+    """A JSON value nested `depth` arrays deep around `leaf`."""
+    return "[" * depth + leaf + "]" * depth

@@ -37,6 +37,7 @@ from tests.support.builders import register
 from tests.support.receiver import raw_receiver, running_receiver
 from tests.support.rows import add_jobs, add_user, db, unit_db
 from tests.support.settings import make_settings
+from worker import webhook_http
 from worker.runtime import WorkerRuntime, init_process, shutdown_process
 from worker.webhook_delivery import attempt
 
@@ -241,7 +242,6 @@ def test_an_untrusted_certificate_is_a_failed_attempt(
 def test_each_checked_address_is_tried_in_turn() -> None:
     """The receiver listens on 127.0.0.1 only: ::1 refuses, and the POST goes to the next."""
     from shared.webhooks.urls import check_callback_url
-    from worker import webhook_http
 
     with running_receiver() as receiver:
         checked = check_callback_url(receiver.url, allow_private=True)
@@ -292,3 +292,21 @@ def test_both_secrets_sign_until_the_rotation_overlap_ends(
         assert Webhook(new).verify(after.body, after.headers)["type"] == "job.succeeded"
         with pytest.raises(WebhookVerificationError):
             Webhook(old).verify(after.body, after.headers)
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [
+        (b"HTTP/1.1 204 No Content\r\n", 204),
+        (b"\r\nHTTP/1.1 200 OK\r\n", 200),  # a blank line before the status line
+        (b"HTTP/1.1 100 Continue\n\nHTTP/1.1 202 Accepted\n", 202),  # bare LFs
+        (b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 410 Gone\r\n", 410),
+    ],
+)
+def test_the_status_line_is_read_as_receivers_send_it(answer: bytes, code: int) -> None:
+    assert webhook_http._final_status(answer)[0] == code
+
+
+def test_switching_protocols_is_not_an_answer() -> None:
+    with pytest.raises(webhook_http.InvalidAnswer):
+        webhook_http._final_status(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")

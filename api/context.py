@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import redis
 
+from api.job_waiters import JobWaiters
 from shared.config import Settings
 from shared.db import Database
 from shared.queue import Publisher
@@ -18,7 +19,8 @@ from shared.tabpfn.adapter import TabPFNUpstream
 
 @dataclass
 class AppContext:
-    """Settings plus the engine, Redis, publisher, crypto and upstream of this process."""
+    """Settings plus the engine, Redis, publisher, crypto, upstream and the `Prefer: wait`
+    waiters of this process."""
 
     settings: Settings
     db: Database
@@ -28,6 +30,7 @@ class AppContext:
     box: SecretBox
     hasher: KeyHasher
     upstream: TabPFNUpstream
+    waiters: JobWaiters
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -50,10 +53,16 @@ class AppContext:
                 timeout_s=settings.TABPFN_API_TIMEOUT_S,
                 settings_ttl_s=settings.UPSTREAM_SETTINGS_TTL_S,
             ),
+            waiters=JobWaiters(
+                settings.DATABASE_URL,
+                max_waiters=settings.PREFER_WAIT_MAX_WAITERS,
+                recheck_s=settings.PREFER_WAIT_RECHECK_S,
+            ),
         )
 
     def close(self) -> None:
         """Release every connection (app shutdown)."""
+        self.waiters.close()
         self.db.dispose()
         self.redis.close()
         self.publisher.close()

@@ -6,16 +6,17 @@ import io
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.auth import CurrentUserDep
 from api.deps import ContextDep, SessionDep
 from api.owned import OwnedJob
 from api.pagination import paginate
+from api.prefer import PreferWaitDep, hold, polled
 from api.schemas.common import Page, PageNumber, PageSize, error_responses
 from api.schemas.jobs import DeliveryOut
 from api.services import jobs as job_service
-from api.services import polling
 from shared.datasets import parquet
 from shared.errors import Conflict, ValidationFailed
 from shared.jobs import results
@@ -23,25 +24,6 @@ from shared.jobs.schemas import API_PREFIX, JobOut, job_out
 from shared.models import Job, JobKind, JobStatus, Payload, WebhookDelivery
 
 router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
-
-
-def poll_headers(
-    response: Response, job: Job, session: SessionDep, context: ContextDep
-) -> int | None:
-    """`Retry-After` while the job is not finished (from its phase and recent durations);
-    returns the job's queue position while it is queued."""
-    if JobStatus(job.status).is_final:
-        return None
-    position = polling.queue_position(session, job)
-    response.headers["Retry-After"] = str(
-        polling.retry_after_s(
-            session,
-            job,
-            queue_position=position,
-            running_cap=context.settings.JOB_MAX_RUNNING_PER_USER,
-        )
-    )
-    return position
 
 
 @router.get("", response_model=Page[JobOut], responses=error_responses(400, 401))
@@ -71,11 +53,21 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=error_responses(400, 401, 403, 404))
-def get_job(job: OwnedJob, response: Response, session: SessionDep, context: ContextDep) -> JobOut:
+async def get_job(
+    job: OwnedJob,
+    response: Response,
+    session: SessionDep,
+    context: ContextDep,
+    wait_s: PreferWaitDep,
+) -> JobOut:
     """One job, with its progress; `Retry-After` says when to poll again while it is not
-    finished (estimated from its phase and how long your recent jobs took)."""
-    position = poll_headers(response, job, session, context)
-    return job_out(job, queue_position=position)
+    finished (estimated from its phase and how long your recent jobs took).
+
+    With `Prefer: wait=N` the answer is held until the job ends or N seconds pass."""
+    rendered = await run_in_threadpool(polled, session, context, response, job)
+    return await hold(
+        rendered, job, wait_s=wait_s, response=response, session=session, context=context
+    )
 
 
 @router.post(

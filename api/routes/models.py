@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from api.auth import CurrentUser, CurrentUserDep
-from api.body import RawBodyDep
+from api.body import RawBody, RawBodyDep
+from api.context import AppContext
 from api.deps import ContextDep, SessionDep
 from api.openapi import json_body, request_body
 from api.owned import OwnedModel
 from api.pagination import paginate
+from api.prefer import PreferWaitDep, hold
 from api.schemas.common import Page, PageNumber, PageSize, error_responses
 from api.schemas.jobs import FitBody, PredictBody, RefitBody
 from api.schemas.models import AvailableModels, describe_available
@@ -43,11 +47,11 @@ PREDICT_FORM = {
 def accepted(
     response: Response,
     job: Job,
-    session: SessionDep,
-    context: ContextDep,
+    session: Session,
+    context: AppContext,
     *,
     replayed: bool = False,
-) -> JobOut:
+) -> tuple[Job, JobOut]:
     """202 headers: where to poll, how soon, and whether an earlier request made the job."""
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     if not job.status.is_final:
@@ -61,10 +65,10 @@ def accepted(
         )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return job_out(job)
+    return job, job_out(job)
 
 
-def _limits_for(context: ContextDep, current: CurrentUser, model_path: str | None) -> Limits | None:
+def _limits_for(context: AppContext, current: CurrentUser, model_path: str | None) -> Limits | None:
     return context.upstream.limits(current.tabpfn_token(), current.token_fingerprint, model_path)
 
 
@@ -83,15 +87,32 @@ def list_available() -> AvailableModels:
     responses=error_responses(400, 401, 413, 415, 422, 429),
     openapi_extra=request_body(FitBody, FIT_FORM),
 )
-def fit(
+async def fit(
     current: CurrentUserDep,
     raw: RawBodyDep,
     context: ContextDep,
     session: SessionDep,
     response: Response,
+    wait_s: PreferWaitDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JobOut:
     """Validate the training data and queue a fit job (202). Poll the job, or get a webhook."""
+    job, rendered = await run_in_threadpool(
+        _fit, current, raw, context, session, response, idempotency_key
+    )
+    return await hold(
+        rendered, job, wait_s=wait_s, response=response, session=session, context=context
+    )
+
+
+def _fit(
+    current: CurrentUser,
+    raw: RawBody,
+    context: AppContext,
+    session: Session,
+    response: Response,
+    idempotency_key: str | None,
+) -> tuple[Job, JobOut]:
     idem, existing = job_service.begin(
         session, context, current.id, raw, idempotency_key=idempotency_key, scope="fit"
     )
@@ -115,16 +136,34 @@ def fit(
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
     openapi_extra=request_body(PredictBody, PREDICT_FORM),
 )
-def predict(
+async def predict(
     current: CurrentUserDep,
     model: OwnedModel,
     raw: RawBodyDep,
     context: ContextDep,
     session: SessionDep,
     response: Response,
+    wait_s: PreferWaitDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JobOut:
     """Validate the rows against the model and queue a predict job (202)."""
+    job, rendered = await run_in_threadpool(
+        _predict, current, model, raw, context, session, response, idempotency_key
+    )
+    return await hold(
+        rendered, job, wait_s=wait_s, response=response, session=session, context=context
+    )
+
+
+def _predict(
+    current: CurrentUser,
+    model: Model,
+    raw: RawBody,
+    context: AppContext,
+    session: Session,
+    response: Response,
+    idempotency_key: str | None,
+) -> tuple[Job, JobOut]:
     idem, existing = job_service.begin(
         session,
         context,
@@ -157,13 +196,14 @@ def predict(
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
     openapi_extra=json_body(RefitBody, required=False),
 )
-def refit(
+async def refit(
     current: CurrentUserDep,
     model: OwnedModel,
     raw: RawBodyDep,
     context: ContextDep,
     session: SessionDep,
     response: Response,
+    wait_s: PreferWaitDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JobOut:
     """Fit the model again from its stored training data, optionally with new options (202).
@@ -171,6 +211,23 @@ def refit(
     No upload: the data sent with the first fit is stored. The model keeps its status (and
     a ready one keeps serving predictions) until the refit succeeds; a `stale` model, whose
     upstream fit is gone, becomes `ready` again."""
+    job, rendered = await run_in_threadpool(
+        _refit, current, model, raw, context, session, response, idempotency_key
+    )
+    return await hold(
+        rendered, job, wait_s=wait_s, response=response, session=session, context=context
+    )
+
+
+def _refit(
+    current: CurrentUser,
+    model: Model,
+    raw: RawBody,
+    context: AppContext,
+    session: Session,
+    response: Response,
+    idempotency_key: str | None,
+) -> tuple[Job, JobOut]:
     idem, existing = job_service.begin(
         session,
         context,

@@ -12,11 +12,12 @@ from api.auth import CurrentUser, CurrentUserDep
 from api.body import RawBody, RawBodyDep
 from api.context import AppContext
 from api.deps import ContextDep, SessionDep
-from api.openapi import json_body, request_body
+from api.openapi import IDEMPOTENCY_KEY_DESCRIPTION, job_answers, json_body, request_body
 from api.owned import OwnedModel
 from api.pagination import paginate
 from api.prefer import PreferWaitDep, hold
-from api.schemas.common import Page, PageNumber, PageSize, error_responses
+from api.schemas.common import Page, PageNumber, PageSize
+from api.schemas.errors import AUTH, INVALID, OWNED, SUBMISSION, ErrorCode, error_responses
 from api.schemas.jobs import FitBody, PredictBody, RefitBody
 from api.schemas.models import AvailableModels, describe_available
 from api.services import jobs as job_service
@@ -72,8 +73,12 @@ def _limits_for(context: AppContext, current: CurrentUser, model_path: str | Non
     return context.upstream.limits(current.tabpfn_token(), current.token_fingerprint, model_path)
 
 
-@router.get("/available", response_model=AvailableModels)
-def list_available() -> AvailableModels:
+@router.get(
+    "/available",
+    response_model=AvailableModels,
+    summary="List the TabPFN models and options",
+)
+def list_available_models() -> AvailableModels:
     """The TabPFN model names per task (for `config.model_path`), each described, and the
     options tabpfn-client offers (output types, Thinking efforts, fit modes). No
     authentication needed."""
@@ -84,17 +89,23 @@ def list_available() -> AvailableModels:
     "/fit",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=error_responses(400, 401, 413, 415, 422, 429),
+    summary="Fit a model (queue a fit job)",
+    responses={
+        **job_answers("The fit job, queued."),
+        **error_responses(*SUBMISSION, ErrorCode.MODEL_DELETED),
+    },
     openapi_extra=request_body(FitBody, FIT_FORM),
 )
-async def fit(
+async def fit_model(
     current: CurrentUserDep,
     raw: RawBodyDep,
     context: ContextDep,
     session: SessionDep,
     response: Response,
     wait_s: PreferWaitDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description=IDEMPOTENCY_KEY_DESCRIPTION)
+    ] = None,
 ) -> JobOut:
     """Validate the training data and queue a fit job (202). Poll the job, or get a webhook."""
     job, rendered = await run_in_threadpool(
@@ -133,7 +144,17 @@ def _fit(
     "/{model_id}/predict",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
+    summary="Predict with a model (queue a predict job)",
+    responses={
+        **job_answers("The predict job, queued."),
+        **error_responses(
+            *SUBMISSION,
+            ErrorCode.FEATURE_COUNT_MISMATCH,
+            *OWNED,
+            ErrorCode.MODEL_NOT_READY,
+            ErrorCode.MODEL_DELETED,
+        ),
+    },
     openapi_extra=request_body(PredictBody, PREDICT_FORM),
 )
 async def predict(
@@ -144,7 +165,9 @@ async def predict(
     session: SessionDep,
     response: Response,
     wait_s: PreferWaitDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description=IDEMPOTENCY_KEY_DESCRIPTION)
+    ] = None,
 ) -> JobOut:
     """Validate the rows against the model and queue a predict job (202)."""
     job, rendered = await run_in_threadpool(
@@ -193,10 +216,27 @@ def _predict(
     "/{model_id}/refit",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
+    summary="Refit a model from its stored data (queue a fit job)",
+    responses={
+        **job_answers("The refit job, queued."),
+        **error_responses(
+            *INVALID,
+            ErrorCode.INVALID_CALLBACK_URL,
+            *AUTH,
+            *OWNED,
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode.FIT_IN_PROGRESS,
+            ErrorCode.DATASET_EXPIRED,
+            ErrorCode.MODEL_DELETED,
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            ErrorCode.RATE_LIMITED,
+            ErrorCode.TOO_MANY_JOBS,
+        ),
+    },
     openapi_extra=json_body(RefitBody, required=False),
 )
-async def refit(
+async def refit_model(
     current: CurrentUserDep,
     model: OwnedModel,
     raw: RawBodyDep,
@@ -204,7 +244,9 @@ async def refit(
     session: SessionDep,
     response: Response,
     wait_s: PreferWaitDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description=IDEMPOTENCY_KEY_DESCRIPTION)
+    ] = None,
 ) -> JobOut:
     """Fit the model again from its stored training data, optionally with new options (202).
 
@@ -250,7 +292,12 @@ def _refit(
     return accepted(response, created.job, session, context, replayed=created.replayed)
 
 
-@router.get("", response_model=Page[ModelOut], responses=error_responses(400, 401))
+@router.get(
+    "",
+    response_model=Page[ModelOut],
+    summary="List your models",
+    responses=error_responses(*INVALID, *AUTH),
+)
 def list_models(
     current: CurrentUserDep,
     session: SessionDep,
@@ -273,7 +320,12 @@ def list_models(
     )
 
 
-@router.get("/{model_id}", response_model=ModelOut, responses=error_responses(400, 401, 403, 404))
+@router.get(
+    "/{model_id}",
+    response_model=ModelOut,
+    summary="Get a model",
+    responses=error_responses(*INVALID, *AUTH, *OWNED),
+)
 def get_model(model: OwnedModel) -> ModelOut:
     """One model."""
     return model_out(model)
@@ -282,7 +334,9 @@ def get_model(model: OwnedModel) -> ModelOut:
 @router.delete(
     "/{model_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(400, 401, 403, 404),
+    summary="Delete a model",
+    response_description="Deleted; its unfinished jobs are canceled.",
+    responses=error_responses(*INVALID, *AUTH, *OWNED),
 )
 def delete_model(model: OwnedModel, context: ContextDep, session: SessionDep) -> Response:
     """Delete a model; its queued and running jobs are canceled."""

@@ -121,7 +121,7 @@ class Quiet:
     def sql(self, statement: str, *params: Any) -> list[tuple[Any, ...]]:
         url = make_url(self.database_url).set(drivername="postgresql")
         with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as db:
-            cursor = db.execute(statement, params)  # type: ignore[arg-type]
+            cursor = db.execute(statement, params)
             return cursor.fetchall() if cursor.description else []
 
     def waiters(self) -> int:

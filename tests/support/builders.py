@@ -33,7 +33,9 @@ class Account:
         return {"Authorization": f"Bearer {self.api_key}"}
 
 
-def register(client: TestClient | httpx.Client, token: str | None = None, *, prefix: str = "tok") -> Account:
+def register(
+    client: TestClient | httpx.Client, token: str | None = None, *, prefix: str = "tok"
+) -> Account:
     """POST /auth/setup with a new (or the given) token."""
     token = token or new_token(prefix)
     response = client.post("/api/v1/auth/setup", json={"tabpfn_token": token})

@@ -26,7 +26,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel
 
 from api.auth import current_user
@@ -56,6 +56,17 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
+def documented_routes(app: FastAPI) -> dict[tuple[str, str], RouteContext]:
+    """Every route in the document, by (method, path) as the document writes them (routes
+    of included routers with their prefixes applied)."""
+    found: dict[tuple[str, str], RouteContext] = {}
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute) and context.include_in_schema:
+            for method in context.methods or ():
+                found[(method.lower(), str(context.path_format))] = context
+    return found
+
+
 def _strip_phantom_422(operation: dict[str, Any]) -> None:
     response = operation.get("responses", {}).get("422")
     if response is not None and _PHANTOM in str(response):
@@ -72,10 +83,9 @@ def finish(schema: dict[str, Any], app: FastAPI, models: list[type[BaseModel]]) 
         "description": "Your API key, from POST /api/v1/auth/setup (or /auth/keys).",
     }
     secured = {
-        (route.path_format, method.lower())
-        for route in app.routes
-        if isinstance(route, APIRoute) and route.include_in_schema and needs_key(route.dependant)
-        for method in route.methods or ()
+        (path, method)
+        for (method, path), route in documented_routes(app).items()
+        if needs_key(route.dependant)
     }
     internal = error_response(ErrorCode.INTERNAL_ERROR)
     for path, operations in schema.get("paths", {}).items():

@@ -305,7 +305,7 @@ def list_models(
     page: PageNumber = 1,
     page_size: PageSize = 20,
 ) -> Page[ModelOut]:
-    """Your models, newest first."""
+    """Your models, newest first; filter by `status` (pending, ready, failed, stale)."""
     conditions = [Model.user_id == current.id]
     if status_filter is not None:
         conditions.append(Model.status == status_filter)
@@ -327,7 +327,8 @@ def list_models(
     responses=error_responses(*INVALID, *AUTH, *OWNED),
 )
 def get_model(model: OwnedModel) -> ModelOut:
-    """One model."""
+    """One model: its task, status (pending until its fit succeeds, then ready; stale when
+    the TabPFN service lost its fit), shape, classes and options."""
     return model_out(model)
 
 

@@ -1,4 +1,4 @@
-"""`make bench` / `python -m bench [throughput e2e scaling memory capacity depth]`.
+"""`make bench` / `python -m bench [throughput e2e scaling memory capacity depth prefer]`.
 
 Runs the benchmarks (all by default) on embedded engines and the stand-in, each beside its
 baseline in the same run, and rewrites docs/benchmarks.md with the results.
@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, depth, end_to_end, throughput, workers
+from bench import capacity, depth, end_to_end, prefer, throughput, workers
 from bench.report import render
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / ".out"
-STEPS = ("throughput", "e2e", "scaling", "memory", "capacity", "depth")
+STEPS = ("throughput", "e2e", "scaling", "memory", "capacity", "depth", "prefer")
 
 
 def main(argv: list[str]) -> int:
@@ -39,6 +39,7 @@ def main(argv: list[str]) -> int:
         "memory": workers.memory,
         "capacity": capacity.run,
         "depth": depth.run,
+        "prefer": prefer.run,
     }
     for step in chosen:
         started = time.monotonic()

@@ -191,12 +191,54 @@ def _depth(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def _prefer(data: dict[str, Any]) -> list[str]:
+    baseline = data["held"][0]
+    lines = [
+        "## `Prefer: wait`: held requests, and waiting against polling",
+        "",
+        "One API process under uvicorn (default pool: 10 + 10 connections; 40 threads), no",
+        "worker, so every job stays queued and each `GET /jobs/{id}` with `Prefer: wait=60` is",
+        f"held its whole time (and asked again when it runs out). Waiters join {data['step']} at a",
+        "time; at each level, the API's resident memory and the median latency of",
+        f"{data['probes']} other requests made meanwhile (`GET /api/v1/users/me`: a pooled",
+        "connection and a thread each), beside the same with nobody waiting (the first row).",
+        "",
+        "| held requests | API RSS (MB) | RSS per held request (KB) | other requests, p50 (ms) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in data["held"]:
+        per = (
+            round((row["rss_mb"] - baseline["rss_mb"]) * 1000 / row["waiters"], 1)
+            if row["waiters"]
+            else "–"
+        )
+        lines.append(f"| {row['waiters']} | {row['rss_mb']} | {per} | {row['other_p50_ms']} |")
+    speedup = round(data["polled_s"] / data["waited_s"], 2) if data["waited_s"] else 0
+    lines += [
+        "",
+        f"A short prediction (20 rows, {data['latency_ms']} ms upstream, the prediction cache",
+        f"off), submit → `succeeded` seen by the client, median (p90) of {data['repeats']}",
+        "alternating runs:",
+        "",
+        "| client | seconds, median | p90 | requests |",
+        "| --- | --- | --- | --- |",
+        f"| `Prefer: wait=60` on the POST | {data['waited_s']} | {data['waited_p90_s']} | "
+        "1 (usually) |",
+        f"| polling every {int(data['poll_s'] * 1000)} ms (baseline) | {data['polled_s']} | "
+        f"{data['polled_p90_s']} | 1 + one per 100 ms |",
+        "",
+        f"Waiting is {speedup}× as fast as polling every 100 ms, in one request instead of a loop.",
+        "",
+    ]
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     machine = results.get("machine", {})
     lines = [
         "# Benchmarks",
         "",
-        "Measured with `make bench` (or `uv run python -m bench [throughput e2e scaling memory capacity]`),",
+        "Measured with `make bench` (or `uv run python -m bench [throughput e2e scaling memory capacity depth prefer]`),",
         "each beside its baseline in the same run, on embedded PostgreSQL (fsync on) and Redis, the",
         "stand-in TabPFN server with a fixed latency, the API under one uvicorn process and real",
         "Celery prefork workers: the production commands on one machine. Client, server, database,",
@@ -307,5 +349,7 @@ def render(results: dict[str, Any]) -> str:
         lines += _capacity(results["capacity"])
     if "depth" in results:
         lines += _depth(results["depth"])
+    if "prefer" in results:
+        lines += _prefer(results["prefer"])
     lines.append(ANALYSIS)
     return "\n".join(lines).rstrip() + "\n"

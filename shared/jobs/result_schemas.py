@@ -95,16 +95,22 @@ class QuantilePrediction(_Prediction):
 class DistributionRow(BaseModel):
     """One row of a `main` prediction."""
 
-    mean: Value
-    median: Value
-    mode: Value
-    quantiles: list[Value] = Field(description="One value per quantile, in `quantiles` order.")
+    # Defaults: a row the upstream sent without one of them still renders (this model is
+    # also built inside a job's final transition, for its webhook event).
+    mean: Value = None
+    median: Value = None
+    mode: Value = None
+    quantiles: list[Value] = Field(
+        default_factory=list, description="One value per quantile, in `quantiles` order."
+    )
 
 
 class FullRow(DistributionRow):
     """One row of a `full` prediction: also its logits over the bar distribution."""
 
-    logits: list[Value] = Field(description="One logit per bar (see `borders`).")
+    logits: list[Value] = Field(
+        default_factory=list, description="One logit per bar (see `borders`)."
+    )
 
 
 class MainPrediction(_Prediction):

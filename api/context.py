@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import redis
 
+from api.admission import Admission
 from api.job_waiters import JobWaiters
 from shared.config import Settings
 from shared.db import Database
@@ -31,6 +32,7 @@ class AppContext:
     hasher: KeyHasher
     upstream: TabPFNUpstream
     waiters: JobWaiters
+    admission: Admission
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -53,6 +55,8 @@ class AppContext:
                 timeout_s=settings.TABPFN_API_TIMEOUT_S,
                 settings_ttl_s=settings.UPSTREAM_SETTINGS_TTL_S,
             ),
+            # The engine's most connections (pool plus as many overflow, shared.db).
+            admission=Admission(2 * settings.DB_POOL_SIZE),
             waiters=JobWaiters(
                 settings.DATABASE_URL,
                 max_waiters=settings.PREFER_WAIT_MAX_WAITERS,

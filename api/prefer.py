@@ -7,10 +7,10 @@ renders the job; when the client asked to wait and the job has not ended, `hold(
 1. registers a waiter for the job (`api.job_waiters`; none past PREFER_WAIT_MAX_WAITERS:
    then the usual answer goes out at once, without `Preference-Applied`);
 2. reads the job's status once more and closes the request's session, so the connection
-   goes back to the pool (an end that committed between the route's read and the
-   registration is seen here, not missed);
+   goes back to the pool and the request's admission (`api.admission`) to the next request
+   (an end that committed between the route's read and the registration is seen here);
 3. awaits the waiter for at most N seconds: a future, holding no thread and no connection;
-4. reads the job again and answers it: 200 when it ended, else the route's usual status
+4. is admitted again, reads the job and answers it: 200 when it ended, else the route's usual status
    (202 for the POSTs) with a fresh `Retry-After`.
 
 `Preference-Applied: wait=N` says the preference was honoured (N after clamping: a bare
@@ -27,6 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.admission import Ticket
 from api.context import AppContext
 from api.services.polling import set_poll_headers
 from shared.errors import NotFound
@@ -88,7 +89,8 @@ def reread(session: Session, context: AppContext, response: Response, job: Job) 
 
 
 def _ended_then_release(session: Session, job: Job) -> bool:
-    """Whether the job has ended (or is gone); the session's connection is given back."""
+    """Whether the job has ended (or is gone); the session's connection is given back (and
+    the request's admission, after this returns)."""
     try:
         status = session.scalar(select(Job.status).where(Job.id == job.id))
         return status is None or JobStatus(status).is_final
@@ -116,8 +118,12 @@ async def hold(
         if waiter is None:
             return rendered  # the process holds all the waiters it may: answer now
         response.headers["Preference-Applied"] = f"wait={wait_s}"
-        if not await run_in_threadpool(_ended_then_release, session, job):
+        ended = await run_in_threadpool(_ended_then_release, session, job)
+        ticket: Ticket = session.info["ticket"]
+        ticket.release()
+        if not ended:
             await context.waiters.wait(waiter, wait_s)
+    await ticket.take()
     current = await run_in_threadpool(reread, session, context, response, job)
     if current.status.is_final:
         response.status_code = 200

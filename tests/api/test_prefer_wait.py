@@ -198,36 +198,23 @@ async def _wait_on(url: str, account: Account, job_ids: list[str]) -> list[httpx
         )
 
 
-async def _wait_many(quiet: Quiet, account: Account, job_ids: list[str]) -> list[httpx.Response]:
-    """A held request per id, sent a few at a time, each batch held before the next goes.
-
-    Not all at once on purpose: this tests what a waiting request holds. A burst of more
-    requests than pool threads arriving together is another matter (docs/decisions.md)."""
-    batch = 10
-    tasks = []
-    for start in range(0, len(job_ids), batch):
-        tasks.append(
-            asyncio.create_task(_wait_on(quiet.server.url, account, job_ids[start : start + batch]))
-        )
-        await asyncio.to_thread(quiet.wait_for_waiters, min(start + batch, len(job_ids)))
-    return [answer for answers in await asyncio.gather(*tasks) for answer in answers]
-
-
 def test_many_waiters_hold_no_connection_and_no_thread(notified: Quiet) -> None:
-    """60 held requests on a process with 2 database connections and 40 pool threads:
-    other requests are still answered while they wait, the 61st wait is refused (answered
-    at once), and each cancel wakes exactly its job's waiters, through NOTIFY alone."""
+    """60 held requests, sent all at once, on a process with 2 database connections and
+    40 pool threads: all are held, other requests are still answered while they wait, the
+    61st wait is refused (answered at once), and each cancel wakes exactly its job's
+    waiters, through NOTIFY alone."""
     with httpx.Client(base_url=notified.server.url, timeout=60) as http:
         account = register(http)
         jobs = _queued_fits(http, account, 3)
 
         async def scenario() -> None:
-            waiting = {}
-            for held, job_id in enumerate(jobs):
-                waiting[job_id] = asyncio.create_task(
-                    _wait_many(notified, account, [job_id] * (WAITERS // 3))
+            waiting = {
+                job_id: asyncio.create_task(
+                    _wait_on(notified.server.url, account, [job_id] * (WAITERS // 3))
                 )
-                await asyncio.to_thread(notified.wait_for_waiters, (held + 1) * WAITERS // 3)
+                for job_id in jobs
+            }
+            await asyncio.to_thread(notified.wait_for_waiters, WAITERS)
             async with httpx.AsyncClient(base_url=notified.server.url, timeout=60) as other:
                 me = await other.get("/api/v1/users/me", headers=account.headers)
                 polled = await other.get(f"/api/v1/jobs/{jobs[0]}", headers=account.headers)

@@ -7,8 +7,8 @@ a client over polling, each beside its baseline in the same run.
   the level holds). The waiters are added in steps of LEVELS; at each level: the API's
   resident memory, and the latency of other requests made meanwhile (`GET /api/v1/users/me`,
   which takes a pooled connection and a thread) against the same requests with nobody
-  waiting. Waiters join a few at a time: a burst of more requests than the thread pool has
-  threads, all arriving together, is another matter (docs/decisions.md).
+  waiting. Waiters join STEP at a time, so each level is reached and read before the
+  earliest waiters' time runs out.
 - **Submit → result.** A short prediction (20 rows) on a fitted model, with the prediction
   cache off: submitted with `Prefer: wait=60` (one request, usually), against submitted
   plainly and polled every 100 ms (what a client without it does), alternating, REPEATS

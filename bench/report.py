@@ -72,6 +72,15 @@ workers, Postgres, Redis and the stand-in share them (the CPU seconds are in the
 the stand-in's own model work is memoised per upload so that it is not what is measured.
 Peak memory per worker process grows by about 30 MB with 32 slots, well within 1.5×.
 
+**`Prefer: wait` holds thousands of requests per API process.** A held request is an open
+socket and a future: about 50 KB of the API's memory each, no database connection and no
+thread (the listener thread and its one connection are shared), so other requests keep
+being answered while two thousand wait; their latency grows with the event loop's work of
+keeping those sockets, not with a pool or a thread running out. A held request is woken by
+the NOTIFY its job's final transition sends at commit, so a short prediction arrives one
+notification after it ends, where a client polling every 100 ms finds out on its next poll
+(half an interval later on average) and sends a request per 100 ms meanwhile.
+
 **Worker memory is not met (target ≤ 4×).** The unmodified client needs about 5× the raw size
 on top of a matrix it already holds (pandas → Arrow conversion, a growing in-memory Parquet
 buffer, a copy of that buffer), so about 6× counting the data itself. The worker sits at that

@@ -57,7 +57,7 @@ def test_finish_needs_the_current_lease(db: Database) -> None:
             JobStatus.SUCCEEDED,
             from_statuses=(JobStatus.RUNNING,),
             lease_token=token,
-            result={"train_set_uid": "fit-1"},
+            result={"train_set_uid": "fit-1", "n_samples": 4, "n_features": 2, "classes": None},
             fit=transitions.FitFacts(train_set_uid="fit-1", fit_key="k", token_fingerprint="f"),
         )
         assert done is not None and len(done.deliveries) == 1

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import redis
 
+from api.admission import Admission
+from api.job_waiters import JobWaiters
 from api.uploads import UploadSlots
 from shared.config import Settings
 from shared.db import Database
@@ -19,7 +21,8 @@ from shared.tabpfn.adapter import TabPFNUpstream
 
 @dataclass
 class AppContext:
-    """Settings plus the engine, Redis, publisher, crypto and upstream of this process."""
+    """Settings plus the engine, Redis, publisher, crypto, upstream and the `Prefer: wait`
+    waiters of this process."""
 
     settings: Settings
     db: Database
@@ -30,6 +33,8 @@ class AppContext:
     hasher: KeyHasher
     upstream: TabPFNUpstream
     uploads: UploadSlots
+    waiters: JobWaiters
+    admission: Admission
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -57,10 +62,18 @@ class AppContext:
                 settings.UPLOAD_SLOT_WAIT_S,
                 per_owner=settings.UPLOAD_SLOTS_PER_USER,
             ),
+            # The engine's most connections (pool plus as many overflow, shared.db).
+            admission=Admission(2 * settings.DB_POOL_SIZE),
+            waiters=JobWaiters(
+                settings.DATABASE_URL,
+                max_waiters=settings.PREFER_WAIT_MAX_WAITERS,
+                recheck_s=settings.PREFER_WAIT_RECHECK_S,
+            ),
         )
 
     def close(self) -> None:
         """Release every connection (app shutdown)."""
+        self.waiters.close()
         self.db.dispose()
         self.redis.close()
         self.publisher.close()

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
+from api.admission import Ticket
 from api.context import AppContext
 from shared.config import Settings
 
@@ -34,16 +35,24 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 async def get_session(context: ContextDep) -> AsyncIterator[Session]:
-    """One session per request. Routes commit explicitly: never commit in this teardown,
-    which since FastAPI 0.118 runs after the response is sent.
+    """One session per request, made once the request is admitted (`api.admission`: never
+    more requests in their database phase than the pool has connections). Routes commit
+    explicitly: never commit in this teardown, which since FastAPI 0.118 runs after the
+    response is sent. `session.info["ticket"]` is the request's admission.
 
     Async on purpose: making a session does no I/O, so it needs no thread; closing it may
     (returning a connection rolls it back), so that runs in the thread pool."""
-    session = context.db.session()
+    ticket = Ticket(context.admission)
+    await ticket.take()
     try:
-        yield session
+        session = context.db.session()
+        session.info["ticket"] = ticket
+        try:
+            yield session
+        finally:
+            await run_in_threadpool(session.close)
     finally:
-        await run_in_threadpool(session.close)
+        ticket.release()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -11,7 +11,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import AppError
 
-_STATUS_CODES = {
+# The codes of errors the framework raises (404 for an unknown route, 405, ...).
+STATUS_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",
     403: "FORBIDDEN",
@@ -23,6 +24,7 @@ _STATUS_CODES = {
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMITED",
 }
+FALLBACK_CODE = "HTTP_ERROR"
 
 
 def error_response(
@@ -77,7 +79,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
+    code = STATUS_CODES.get(exc.status_code, FALLBACK_CODE)
     if exc.status_code == 404:
         message = f"No resource at {request.method} {request.url.path}; see /docs for the API."
     elif exc.status_code == 405:

@@ -12,19 +12,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
-from api import openapi
 from api.context import AppContext
 from api.errors import register_error_handlers
 from api.middleware import RequestContextMiddleware
+from api.openapi_document import install, operation_id
 from api.proxies import ForwardedClientMiddleware, TrustedProxies, check_uvicorn_agrees
 from api.routes import auth, jobs, meta, metrics, models, usage, users
 from api.schemas.auth import KeyIn, SetupIn, TokenIn
 from api.schemas.jobs import FitBody, PredictBody, RefitBody
 from shared.config import Settings, get_settings
+from shared.jobs.result_schemas import JobResultFile
 from shared.logs import setup_logging
 from shared.metrics import observe_request
 from shared.version import __version__
+
+# `validatorUrl: None`: Swagger UI would otherwise send the document to an outside validator.
+SWAGGER_UI = {"validatorUrl": None, "persistAuthorization": True, "displayRequestDuration": True}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,11 +43,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         context.close()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from this service (fastapi-offline ships
+    # them), so the docs work offline and behind firewalls; no page names another host.
+    app = FastAPIOffline(
         title="tabpfn-api",
         version=__version__,
         summary="TabPFN fits and predictions as background jobs, from any language.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        swagger_ui_parameters=SWAGGER_UI,
     )
     app.state.context = context
     app.add_middleware(
@@ -60,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     for router in (auth.router, users.router, models.router, jobs.router, usage.router):
         app.include_router(router)
-    openapi.install(app, [FitBody, PredictBody, RefitBody, SetupIn, KeyIn, TokenIn])
+    install(app, [FitBody, PredictBody, RefitBody, SetupIn, KeyIn, TokenIn, JobResultFile])
     return app
 
 

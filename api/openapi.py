@@ -1,19 +1,57 @@
-"""OpenAPI for bodies we parse ourselves (fit and predict read JSON or multipart directly;
-the auth routes parse their small JSON after their checks).
+"""OpenAPI pieces routes declare: bodies we parse ourselves, and the job answers' headers.
 
-Routes declare `request_body(...)` in `openapi_extra`; `install()` adds the referenced
-Pydantic schemas to the document's components.
+Fit, predict and refit read JSON or multipart directly, and the auth routes parse their
+small JSON after their checks, so their routes declare `request_body(...)` /
+`json_body(...)` in `openapi_extra`; `api.openapi_document.install()`
+adds the referenced Pydantic schemas to the document's components.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from shared.jobs.schemas import JobOut
+
 REF = "#/components/schemas/{model}"
+
+
+def _header(description: str, kind: str = "string") -> dict[str, Any]:
+    return {"description": description, "schema": {"type": kind}}
+
+
+RETRY_AFTER = _header(
+    "While the job has not ended: seconds until polling it again is worth it.", "integer"
+)
+PREFERENCE_APPLIED = _header("`wait=N` when `Prefer: wait` was honoured (N as applied).")
+SUBMISSION_HEADERS = {
+    "Location": _header("The job's URL, to poll."),
+    "Retry-After": RETRY_AFTER,
+    "Idempotent-Replayed": _header(
+        "`true` when an earlier request with this Idempotency-Key made the job."
+    ),
+    "Preference-Applied": PREFERENCE_APPLIED,
+}
+POLL_HEADERS = {"Retry-After": RETRY_AFTER, "Preference-Applied": PREFERENCE_APPLIED}
+IDEMPOTENCY_KEY_DESCRIPTION = (
+    "Makes retries safe: the same key with the same body within 24 h answers the same job "
+    "(`Idempotent-Replayed: true`); with another body, 422 IDEMPOTENCY_KEY_REUSED. 1 to 255 "
+    "characters."
+)
+
+
+def job_answers(accepted: str) -> dict[int | str, dict[str, Any]]:
+    """The success answers of a job-creating POST: 202 (`accepted`), or 200 when the job
+    ended within `Prefer: wait`."""
+    return {
+        202: {"description": accepted, "headers": SUBMISSION_HEADERS},
+        200: {
+            "model": JobOut,
+            "description": "The job, which ended within the `Prefer: wait` time.",
+            "headers": SUBMISSION_HEADERS,
+        },
+    }
 
 
 def request_body(json_model: type[BaseModel], form_fields: dict[str, str]) -> dict[str, Any]:
@@ -48,22 +86,3 @@ def json_body(json_model: type[BaseModel], *, required: bool = True) -> dict[str
             },
         }
     }
-
-
-def install(app: FastAPI, models: list[type[BaseModel]]) -> None:
-    """Generate the schema once, with `models` added to its components."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, summary=app.summary, routes=app.routes
-            )
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in models:
-                generated = model.model_json_schema(ref_template=REF)
-                components.update(generated.pop("$defs", {}))
-                components[model.__name__] = generated
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,4 +1,4 @@
-"""`make bench` / `python -m bench [throughput e2e scaling memory capacity api-memory depth]`.
+"""`make bench` / `python -m bench [throughput e2e scaling memory capacity api-memory depth prefer]`.
 
 Runs the benchmarks (all by default) on embedded engines and the stand-in, each beside its
 baseline in the same run, and rewrites docs/benchmarks.md with the results.
@@ -15,12 +15,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import api_memory, capacity, depth, end_to_end, throughput, workers
+from bench import api_memory, capacity, depth, end_to_end, prefer, throughput, workers
 from bench.report import render
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / ".out"
-STEPS = ("throughput", "e2e", "scaling", "memory", "capacity", "api-memory", "depth")
+STEPS = (
+    "throughput",
+    "e2e",
+    "scaling",
+    "memory",
+    "capacity",
+    "api-memory",
+    "depth",
+    "prefer",
+)
 
 
 def main(argv: list[str]) -> int:
@@ -40,6 +49,7 @@ def main(argv: list[str]) -> int:
         "capacity": capacity.run,
         "api-memory": api_memory.run,
         "depth": depth.run,
+        "prefer": prefer.run,
     }
     for step in chosen:
         started = time.monotonic()

@@ -62,6 +62,21 @@ MEMORY_BUDGET_IN_USE = Gauge(
     "Payload bytes reserved by jobs in flight in the worker process",
     multiprocess_mode="liveall",
 )
+# Per API process: requests held by `Prefer: wait`, and how their waits ended.
+PREFER_WAITERS = Gauge(
+    "tabpfn_api_prefer_waiters",
+    "Requests of this API process holding their answer until a job ends (Prefer: wait)",
+    multiprocess_mode="liveall",
+)
+PREFER_WAITS = Counter(
+    "tabpfn_api_prefer_waits_total",
+    "Prefer: wait requests by outcome (ended, timed_out, refused at PREFER_WAIT_MAX_WAITERS)",
+    ["outcome"],
+)
+JOB_LISTENER_CONNECTS = Counter(
+    "tabpfn_api_job_listener_connects_total",
+    "Connections the API's job-ended listener made (more than one: it reconnected)",
+)
 WEBHOOK_DELIVERIES = Counter(
     "tabpfn_api_webhook_deliveries_total", "Webhook delivery attempts by outcome", ["outcome"]
 )

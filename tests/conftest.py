@@ -28,6 +28,7 @@ from api.main import create_app
 from shared.config import Settings
 from shared.logs import JsonFormatter, setup_logging
 from tests.support import secrets as secret_registry
+from tests.support.api_server import ApiServer
 from tests.support.processes import ManagedProcess, start_beat, start_worker
 from tests.support.servers import PostgresServer, RedisServer
 from tests.support.settings import make_settings
@@ -124,6 +125,14 @@ def worker(settings: Settings, log_dir: Path) -> Iterator[ManagedProcess]:
     process = start_worker(settings, log_dir, name="session-worker", concurrency=2)
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def api_server(settings: Settings, log_dir: Path) -> Iterator[ApiServer]:
+    """The API under uvicorn on the session's database, broker and stand-in."""
+    server = ApiServer(settings, log_dir, name="session-api")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,8 @@ from api.schemas.auth import (
     TokenReplacedOut,
     WebhookSecretOut,
 )
-from api.schemas.common import Page, PageNumber, PageSize, error_responses
+from api.schemas.common import Page, PageNumber, PageSize
+from api.schemas.errors import AUTH, INVALID, ErrorCode, error_responses
 from api.services import accounts
 from shared.jobs.schemas import API_PREFIX
 from shared.models import ApiKey
@@ -62,7 +63,17 @@ async def _token_body(request: Request, _: CurrentUserDep) -> TokenIn:
     "/setup",
     status_code=status.HTTP_201_CREATED,
     response_model=SetupOut,
-    responses=error_responses(400, 413, 415, 429, 503),
+    summary="Trade a TabPFN token for an API key",
+    response_description="The new API key and webhook secret (shown once).",
+    responses=error_responses(
+        *INVALID,
+        ErrorCode.TABPFN_TOKEN_INVALID,
+        ErrorCode.TABPFN_EMAIL_UNVERIFIED,
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+    ),
     openapi_extra=json_body(SetupIn),
 )
 def setup(
@@ -80,7 +91,12 @@ def setup(
     )
 
 
-@router.get("/keys", response_model=Page[KeyOut], responses=error_responses(401))
+@router.get(
+    "/keys",
+    response_model=Page[KeyOut],
+    summary="List your API keys",
+    responses=error_responses(*INVALID, *AUTH),
+)
 def list_keys(
     current: CurrentUserDep,
     session: SessionDep,
@@ -103,7 +119,11 @@ def list_keys(
     "/keys",
     status_code=status.HTTP_201_CREATED,
     response_model=NewKeyOut,
-    responses=error_responses(400, 401, 413, 415),
+    summary="Create another API key",
+    response_description="The new key (its secret shown once).",
+    responses=error_responses(
+        *INVALID, *AUTH, ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE
+    ),
     openapi_extra=json_body(KeyIn),
 )
 def create_key(
@@ -123,7 +143,9 @@ def create_key(
 @router.delete(
     "/keys/{key_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(401, 404),
+    summary="Revoke an API key",
+    response_description="Revoked: the key is refused from its next request.",
+    responses=error_responses(*AUTH, ErrorCode.NOT_FOUND),
 )
 def revoke_key(
     key_id: str, current: CurrentUserDep, context: ContextDep, session: SessionDep
@@ -137,7 +159,18 @@ def revoke_key(
 @router.put(
     "/tabpfn-token",
     response_model=TokenReplacedOut,
-    responses=error_responses(400, 401, 409, 413, 415, 503),
+    summary="Replace your stored TabPFN token",
+    responses=error_responses(
+        *INVALID,
+        ErrorCode.TABPFN_TOKEN_INVALID,
+        ErrorCode.TABPFN_EMAIL_UNVERIFIED,
+        *AUTH,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.TOKEN_IN_USE,
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+    ),
     openapi_extra=json_body(TokenIn),
 )
 def replace_tabpfn_token(
@@ -167,7 +200,9 @@ def replace_tabpfn_token(
     "/webhook-secret",
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookSecretOut,
-    responses=error_responses(401),
+    summary="Rotate your webhook signing secret",
+    response_description="The new secret (shown once).",
+    responses=error_responses(*AUTH, ErrorCode.NOT_FOUND),
 )
 def rotate_webhook_secret(
     current: CurrentUserDep, context: ContextDep, session: SessionDep

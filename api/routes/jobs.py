@@ -6,45 +6,35 @@ import io
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.auth import CurrentUserDep
 from api.deps import ContextDep, SessionDep
+from api.openapi import POLL_HEADERS
 from api.owned import OwnedJob
 from api.pagination import paginate
-from api.schemas.common import Page, PageNumber, PageSize, error_responses
+from api.prefer import PreferWaitDep, hold, polled
+from api.schemas.common import Page, PageNumber, PageSize
+from api.schemas.errors import AUTH, INVALID, OWNED, ErrorCode, error_responses
 from api.schemas.jobs import DeliveryOut
 from api.services import jobs as job_service
-from api.services import polling
 from shared.datasets import parquet
 from shared.errors import Conflict, ValidationFailed
 from shared.jobs import results
+from shared.jobs.result_schemas import result_of
 from shared.jobs.schemas import API_PREFIX, JobOut, job_out
 from shared.models import Job, JobKind, JobStatus, Payload, WebhookDelivery
 
 router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
 
 
-def poll_headers(
-    response: Response, job: Job, session: SessionDep, context: ContextDep
-) -> int | None:
-    """`Retry-After` while the job is not finished (from its phase and recent durations);
-    returns the job's queue position while it is queued."""
-    if JobStatus(job.status).is_final:
-        return None
-    position = polling.queue_position(session, job)
-    response.headers["Retry-After"] = str(
-        polling.retry_after_s(
-            session,
-            job,
-            queue_position=position,
-            running_cap=context.settings.JOB_MAX_RUNNING_PER_USER,
-        )
-    )
-    return position
-
-
-@router.get("", response_model=Page[JobOut], responses=error_responses(400, 401))
+@router.get(
+    "",
+    response_model=Page[JobOut],
+    summary="List your jobs",
+    responses=error_responses(*INVALID, *AUTH),
+)
 def list_jobs(
     current: CurrentUserDep,
     session: SessionDep,
@@ -70,19 +60,39 @@ def list_jobs(
     )
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=error_responses(400, 401, 403, 404))
-def get_job(job: OwnedJob, response: Response, session: SessionDep, context: ContextDep) -> JobOut:
+@router.get(
+    "/{job_id}",
+    response_model=JobOut,
+    summary="Get a job (optionally waiting for it to end)",
+    responses={
+        200: {"description": "The job.", "headers": POLL_HEADERS},
+        **error_responses(*INVALID, *AUTH, *OWNED),
+    },
+)
+async def get_job(
+    job: OwnedJob,
+    response: Response,
+    session: SessionDep,
+    context: ContextDep,
+    wait_s: PreferWaitDep,
+) -> JobOut:
     """One job, with its progress; `Retry-After` says when to poll again while it is not
-    finished (estimated from its phase and how long your recent jobs took)."""
-    position = poll_headers(response, job, session, context)
-    return job_out(job, queue_position=position)
+    finished (estimated from its phase and how long your recent jobs took).
+
+    With `Prefer: wait=N` the answer is held until the job ends or N seconds pass."""
+    rendered = await run_in_threadpool(polled, session, context, response, job)
+    return await hold(
+        rendered, job, wait_s=wait_s, response=response, session=session, context=context
+    )
 
 
 @router.post(
     "/{job_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=error_responses(400, 401, 403, 404, 409),
+    summary="Cancel a job",
+    response_description="The job: canceled, or (running) canceled with its result discarded.",
+    responses=error_responses(*INVALID, *AUTH, *OWNED, ErrorCode.JOB_FINISHED),
 )
 def cancel_job(job: OwnedJob, context: ContextDep, session: SessionDep) -> JobOut:
     """Cancel a queued job, or a running one (its result is then discarded); 409 if it ended."""
@@ -101,12 +111,22 @@ def _prediction_rows(session: SessionDep, job: Job) -> list[Any]:
 
 @router.get(
     "/{job_id}/result",
+    summary="Download a job's result",
     responses={
-        200: {"content": {"application/json": {}, "text/csv": {}}},
-        **error_responses(400, 401, 403, 404, 409),
+        200: {
+            "description": "The result as a file: JSON (typed like `Job.result`, predictions "
+            "always included) or CSV (one line per row).",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/JobResultFile"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        },
+        **error_responses(
+            *INVALID, *AUTH, *OWNED, ErrorCode.JOB_NOT_SUCCEEDED, ErrorCode.RESULT_EXPIRED
+        ),
     },
 )
-def get_result(
+def get_job_result(
     job: OwnedJob, session: SessionDep, format: Annotated[Literal["json", "csv"], Query()] = "json"
 ) -> Response:
     """The job's result as a file: predictions as JSON or CSV (a fit's summary as JSON)."""
@@ -119,19 +139,13 @@ def get_result(
     if job.kind is JobKind.FIT:
         if format == "csv":
             raise ValidationFailed("A fit job's result is JSON only; use format=json.")
-        return JSONResponse(job.result, headers=_attachment(f"{filename}.json"))
+        body = result_of(job.kind, job.result).model_dump(mode="json")
+        return JSONResponse(body, headers=_attachment(f"{filename}.json"))
     output_type = str(job.result["output_type"])
     rows = _prediction_rows(session, job)
     classes, quantiles = job.result.get("classes"), job.result.get("quantiles")
     if format == "json":
-        body = {
-            "output_type": output_type,
-            "classes": classes,
-            "quantiles": quantiles,
-            "predictions": rows,
-        }
-        if "borders" in job.result:  # full regression output: the bars' borders
-            body["borders"] = job.result["borders"]
+        body = result_of(job.kind, job.result, predictions=rows).model_dump(mode="json")
         return JSONResponse(body, headers=_attachment(f"{filename}.json"))
     frame = results.to_frame(rows, output_type, classes, quantiles)
     buffer = io.StringIO()
@@ -148,9 +162,10 @@ def _attachment(filename: str) -> dict[str, str]:
 @router.get(
     "/{job_id}/deliveries",
     response_model=Page[DeliveryOut],
-    responses=error_responses(400, 401, 403, 404),
+    summary="List a job's webhook deliveries",
+    responses=error_responses(*INVALID, *AUTH, *OWNED),
 )
-def list_deliveries(
+def list_job_deliveries(
     job: OwnedJob,
     session: SessionDep,
     page: PageNumber = 1,

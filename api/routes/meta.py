@@ -31,7 +31,7 @@ class Health(BaseModel):
     checks: dict[str, CheckState]
 
 
-@router.get("/", response_model=ServiceInfo)
+@router.get("/", response_model=ServiceInfo, summary="What this service is")
 def service_info() -> ServiceInfo:
     """Name, version and where the API documentation lives."""
     return ServiceInfo(
@@ -42,6 +42,7 @@ def service_info() -> ServiceInfo:
 @router.get(
     "/health",
     response_model=Health,
+    summary="Whether the service can work right now",
     responses={503: {"model": Health, "description": "A dependency is down."}},
 )
 def health(context: ContextDep) -> JSONResponse:

@@ -5,14 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from api.auth import CurrentUser, CurrentUserDep
-from api.body import OptionalJsonDep, RawBodyDep
+from api.body import OptionalJsonDep, RawBody, RawBodyDep
+from api.context import AppContext
 from api.deps import ContextDep, SessionDep
-from api.openapi import json_body, request_body
+from api.openapi import IDEMPOTENCY_KEY_DESCRIPTION, job_answers, json_body, request_body
 from api.owned import OwnedModel
 from api.pagination import paginate
-from api.schemas.common import Page, PageNumber, PageSize, error_responses
+from api.prefer import PreferWaitDep, hold
+from api.schemas.common import Page, PageNumber, PageSize
+from api.schemas.errors import AUTH, INVALID, OWNED, SUBMISSION, ErrorCode, error_responses
 from api.schemas.jobs import FitBody, PredictBody, RefitBody
 from api.schemas.models import AvailableModels, describe_available
 from api.services import jobs as job_service
@@ -43,11 +48,11 @@ PREDICT_FORM = {
 def accepted(
     response: Response,
     job: Job,
-    session: SessionDep,
-    context: ContextDep,
+    session: Session,
+    context: AppContext,
     *,
     replayed: bool = False,
-) -> JobOut:
+) -> tuple[Job, JobOut]:
     """202 headers: where to poll, how soon, and whether an earlier request made the job."""
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     if not job.status.is_final:
@@ -61,15 +66,19 @@ def accepted(
         )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return job_out(job)
+    return job, job_out(job)
 
 
-def _limits_for(context: ContextDep, current: CurrentUser, model_path: str | None) -> Limits | None:
+def _limits_for(context: AppContext, current: CurrentUser, model_path: str | None) -> Limits | None:
     return context.upstream.limits(current.tabpfn_token(), current.token_fingerprint, model_path)
 
 
-@router.get("/available", response_model=AvailableModels)
-def list_available() -> AvailableModels:
+@router.get(
+    "/available",
+    response_model=AvailableModels,
+    summary="List the TabPFN models and options",
+)
+def list_available_models() -> AvailableModels:
     """The TabPFN model names per task (for `config.model_path`), each described, and the
     options tabpfn-client offers (output types, Thinking efforts, fit modes). No
     authentication needed."""
@@ -80,18 +89,41 @@ def list_available() -> AvailableModels:
     "/fit",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=error_responses(400, 401, 413, 415, 422, 429),
+    summary="Fit a model (queue a fit job)",
+    responses={
+        **job_answers("The fit job, queued."),
+        **error_responses(*SUBMISSION, ErrorCode.MODEL_DELETED),
+    },
     openapi_extra=request_body(FitBody, FIT_FORM),
 )
-def fit(
+async def fit_model(
     current: CurrentUserDep,
     raw: RawBodyDep,
     context: ContextDep,
     session: SessionDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    wait_s: PreferWaitDep,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description=IDEMPOTENCY_KEY_DESCRIPTION)
+    ] = None,
 ) -> JobOut:
     """Validate the training data and queue a fit job (202). Poll the job, or get a webhook."""
+    job, rendered = await run_in_threadpool(
+        _fit, current, raw, context, session, response, idempotency_key
+    )
+    return await hold(
+        rendered, job, wait_s=wait_s, response=response, session=session, context=context
+    )
+
+
+def _fit(
+    current: CurrentUser,
+    raw: RawBody,
+    context: AppContext,
+    session: Session,
+    response: Response,
+    idempotency_key: str | None,
+) -> tuple[Job, JobOut]:
     idem, existing = job_service.begin(
         session, context, current.id, raw, idempotency_key=idempotency_key, scope="fit"
     )
@@ -112,19 +144,49 @@ def fit(
     "/{model_id}/predict",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
+    summary="Predict with a model (queue a predict job)",
+    responses={
+        **job_answers("The predict job, queued."),
+        **error_responses(
+            *SUBMISSION,
+            ErrorCode.FEATURE_COUNT_MISMATCH,
+            *OWNED,
+            ErrorCode.MODEL_NOT_READY,
+            ErrorCode.MODEL_DELETED,
+        ),
+    },
     openapi_extra=request_body(PredictBody, PREDICT_FORM),
 )
-def predict(
+async def predict(
     current: CurrentUserDep,
     model: OwnedModel,
     raw: RawBodyDep,
     context: ContextDep,
     session: SessionDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    wait_s: PreferWaitDep,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description=IDEMPOTENCY_KEY_DESCRIPTION)
+    ] = None,
 ) -> JobOut:
     """Validate the rows against the model and queue a predict job (202)."""
+    job, rendered = await run_in_threadpool(
+        _predict, current, model, raw, context, session, response, idempotency_key
+    )
+    return await hold(
+        rendered, job, wait_s=wait_s, response=response, session=session, context=context
+    )
+
+
+def _predict(
+    current: CurrentUser,
+    model: Model,
+    raw: RawBody,
+    context: AppContext,
+    session: Session,
+    response: Response,
+    idempotency_key: str | None,
+) -> tuple[Job, JobOut]:
     idem, existing = job_service.begin(
         session,
         context,
@@ -154,24 +216,60 @@ def predict(
     "/{model_id}/refit",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
+    summary="Refit a model from its stored data (queue a fit job)",
+    responses={
+        **job_answers("The refit job, queued."),
+        **error_responses(
+            *INVALID,
+            ErrorCode.INVALID_CALLBACK_URL,
+            *AUTH,
+            *OWNED,
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode.FIT_IN_PROGRESS,
+            ErrorCode.DATASET_EXPIRED,
+            ErrorCode.MODEL_DELETED,
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            ErrorCode.RATE_LIMITED,
+            ErrorCode.TOO_MANY_JOBS,
+        ),
+    },
     openapi_extra=json_body(RefitBody, required=False),
-    summary="Refit a model from its stored data",
 )
-def refit(
+async def refit_model(
     current: CurrentUserDep,
     model: OwnedModel,
     raw: OptionalJsonDep,
     context: ContextDep,
     session: SessionDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    wait_s: PreferWaitDep,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description=IDEMPOTENCY_KEY_DESCRIPTION)
+    ] = None,
 ) -> JobOut:
     """Fit the model again from its stored training data, optionally with new options (202).
 
     No upload: the data sent with the first fit is stored. The model keeps its status (and
     a ready one keeps serving predictions) until the refit succeeds; a `stale` model, whose
     upstream fit is gone, becomes `ready` again."""
+    job, rendered = await run_in_threadpool(
+        _refit, current, model, raw, context, session, response, idempotency_key
+    )
+    return await hold(
+        rendered, job, wait_s=wait_s, response=response, session=session, context=context
+    )
+
+
+def _refit(
+    current: CurrentUser,
+    model: Model,
+    raw: RawBody,
+    context: AppContext,
+    session: Session,
+    response: Response,
+    idempotency_key: str | None,
+) -> tuple[Job, JobOut]:
     idem, existing = job_service.begin(
         session,
         context,
@@ -194,7 +292,12 @@ def refit(
     return accepted(response, created.job, session, context, replayed=created.replayed)
 
 
-@router.get("", response_model=Page[ModelOut], responses=error_responses(400, 401))
+@router.get(
+    "",
+    response_model=Page[ModelOut],
+    summary="List your models",
+    responses=error_responses(*INVALID, *AUTH),
+)
 def list_models(
     current: CurrentUserDep,
     session: SessionDep,
@@ -202,7 +305,7 @@ def list_models(
     page: PageNumber = 1,
     page_size: PageSize = 20,
 ) -> Page[ModelOut]:
-    """Your models, newest first."""
+    """Your models, newest first; filter by `status` (pending, ready, failed, stale)."""
     conditions = [Model.user_id == current.id]
     if status_filter is not None:
         conditions.append(Model.status == status_filter)
@@ -217,16 +320,24 @@ def list_models(
     )
 
 
-@router.get("/{model_id}", response_model=ModelOut, responses=error_responses(400, 401, 403, 404))
+@router.get(
+    "/{model_id}",
+    response_model=ModelOut,
+    summary="Get a model",
+    responses=error_responses(*INVALID, *AUTH, *OWNED),
+)
 def get_model(model: OwnedModel) -> ModelOut:
-    """One model."""
+    """One model: its task, status (pending until its fit succeeds, then ready; stale when
+    the TabPFN service lost its fit), shape, classes and options."""
     return model_out(model)
 
 
 @router.delete(
     "/{model_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(400, 401, 403, 404),
+    summary="Delete a model",
+    response_description="Deleted; its unfinished jobs are canceled.",
+    responses=error_responses(*INVALID, *AUTH, *OWNED),
 )
 def delete_model(model: OwnedModel, context: ContextDep, session: SessionDep) -> Response:
     """Delete a model; its queued and running jobs are canceled."""

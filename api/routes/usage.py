@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from api.auth import CurrentUserDep
 from api.deps import ContextDep, SessionDep
-from api.schemas.common import error_responses
+from api.schemas.errors import AUTH, error_responses
 from api.schemas.usage import TabPFNUsage, UsageOut
 from shared.jobs.schemas import API_PREFIX
 from shared.models import Job, JobStatus
@@ -19,8 +19,13 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix=API_PREFIX, tags=["usage"])
 
 
-@router.get("/usage", response_model=UsageOut, responses=error_responses(401))
-def usage(current: CurrentUserDep, context: ContextDep, session: SessionDep) -> UsageOut:
+@router.get(
+    "/usage",
+    response_model=UsageOut,
+    summary="Your TabPFN usage and job counts",
+    responses=error_responses(*AUTH),
+)
+def get_usage(current: CurrentUserDep, context: ContextDep, session: SessionDep) -> UsageOut:
     """Your TabPFN usage (from the TabPFN service) and your jobs by status."""
     counts = dict.fromkeys((s.value for s in JobStatus), 0)
     for status, count in session.execute(

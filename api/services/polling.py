@@ -21,6 +21,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from fastapi import Response
 from sqlalchemy import Float, cast, func, select
 from sqlalchemy.orm import Session
 
@@ -32,6 +33,22 @@ _RECENT_JOBS = 20
 _RECENT_TTL_S = 30.0
 _recent: dict[tuple[uuid.UUID, JobKind], tuple[float, float]] = {}
 _recent_lock = threading.Lock()
+
+
+def set_poll_headers(
+    response: Response, session: Session, job: Job, *, running_cap: int
+) -> int | None:
+    """`Retry-After` while the job has not ended (none once it has); returns the job's
+    queue position while it is queued."""
+    if JobStatus(job.status).is_final:
+        if "Retry-After" in response.headers:
+            del response.headers["Retry-After"]
+        return None
+    position = queue_position(session, job)
+    response.headers["Retry-After"] = str(
+        retry_after_s(session, job, queue_position=position, running_cap=running_cap)
+    )
+    return position
 
 
 def queue_position(session: Session, job: Job) -> int | None:

@@ -12,7 +12,17 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.models import Job, JobKind, JobPhase, JobStatus, Model, ModelStatus, Task
+from shared.jobs.result_schemas import JobResult, result_of
+from shared.models import (
+    Job,
+    JobErrorCode,
+    JobKind,
+    JobPhase,
+    JobStatus,
+    Model,
+    ModelStatus,
+    Task,
+)
 
 API_PREFIX = "/api/v1"
 # Which webhook events a job sends when its caller names none (shared.jobs.events).
@@ -20,7 +30,10 @@ DEFAULT_CALLBACK_EVENTS = ("completed",)
 
 
 class JobError(BaseModel):
-    code: str
+    """Why the job failed or was canceled (or, while it is queued again, why its last
+    attempt did not succeed)."""
+
+    code: JobErrorCode
     message: str
 
 
@@ -80,7 +93,10 @@ class JobOut(BaseModel):
     attempts: int
     max_attempts: int
     error: JobError | None
-    result: dict[str, Any] | None
+    result: JobResult | None = Field(
+        description="Once the job succeeded: a fit's summary (`kind: fit`) or the "
+        "predictions (`kind: predict`, typed by `output_type`)."
+    )
     callback_url: str | None
     callback_events: list[str]
     trace_id: str | None
@@ -155,7 +171,7 @@ def job_out(job: Job, *, queue_position: int | None = None) -> JobOut:
         error=JobError(code=job.error_code, message=job.error_message or "")
         if job.error_code
         else None,
-        result=job.result,
+        result=result_of(job.kind, job.result) if job.result is not None else None,
         callback_url=job.callback_url,
         callback_events=list(job.params.get("callback_events") or DEFAULT_CALLBACK_EVENTS),
         trace_id=job.upstream_trace_id,

@@ -23,8 +23,9 @@ prediction waiting on its chunks): such a job resumes instead.
 Each function matches only while the job is still in the state it expects (and, for a
 worker, still holds its lease token), so two writers can never both move a job: the loser
 gets None/False and knows its outcome is discarded. The model's status and the outcome
-event (`shared.jobs.events`) are written in the caller's transaction; what to publish after
-the commit comes back in `Finished`. All times a claim compares with `now()` are set with
+event (`shared.jobs.events`) are written in the caller's transaction, and so is the NOTIFY
+that announces a job's end (`shared.jobs.notices`); what to publish after the commit comes
+back in `Finished`. All times a claim compares with `now()` are set with
 the database's clock.
 """
 
@@ -42,6 +43,7 @@ from shared.jobs.chunks import Chunk
 from shared.jobs.events import schedule_event
 from shared.jobs.failure import CHUNK_SIBLING_ENDED, Failure
 from shared.jobs.guards import ACTIVE, LOST_AND_UNSUBMITTED, RETURNING, running
+from shared.jobs.notices import announce_end
 from shared.models import (
     Job,
     JobErrorCode,
@@ -136,15 +138,24 @@ def finish(
         return None
     if job.kind is JobKind.FIT and job.model_id is not None:
         _update_model(session, job, status, fit, now)
+    return Finished(job=job, deliveries=tuple(_consequences(session, job, status)))
+
+
+def _consequences(session: Session, job: Job, status: JobStatus) -> list[WebhookDelivery]:
+    """What an end sets off: a chunk counts towards its parent (or ends it); a parent's
+    end other than success cancels its chunks and, like any job a user sees, is announced
+    (NOTIFY, for `Prefer: wait`); the webhook event is scheduled."""
     deliveries: list[WebhookDelivery] = []
     if job.parent_job_id is not None:
         deliveries += _chunk_ended(session, job, status)
-    elif job.chunks_total is not None and status is not JobStatus.SUCCEEDED:
-        _cancel_chunks(session, job.id)
+    else:
+        if job.chunks_total is not None and status is not JobStatus.SUCCEEDED:
+            _cancel_chunks(session, job.id)
+        announce_end(session, job.id)
     delivery = schedule_event(session, job)
     if delivery is not None:
         deliveries.insert(0, delivery)
-    return Finished(job=job, deliveries=tuple(deliveries))
+    return deliveries
 
 
 def _lock_parent_first(session: Session, job_id: uuid.UUID) -> None:

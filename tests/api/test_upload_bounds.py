@@ -33,17 +33,22 @@ FIT = "/api/v1/models/fit"
 def decoders(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """How often the API decoded a Parquet or CSV file during the test."""
     calls: Counter[str] = Counter()
-    read_parquet, read_csv = pq.read_table, pd.read_csv
+    read_parquet, read_file, read_csv = pq.read_table, pq.ParquetFile.read, pd.read_csv
 
     def parquet(*args: Any, **kwargs: Any) -> Any:
         calls["parquet"] += 1
         return read_parquet(*args, **kwargs)
+
+    def parquet_file(self: pq.ParquetFile, *args: Any, **kwargs: Any) -> Any:
+        calls["parquet"] += 1
+        return read_file(self, *args, **kwargs)
 
     def csv(*args: Any, **kwargs: Any) -> Any:
         calls["csv"] += 1
         return read_csv(*args, **kwargs)
 
     monkeypatch.setattr(pq, "read_table", parquet)
+    monkeypatch.setattr(pq.ParquetFile, "read", parquet_file)
     monkeypatch.setattr(pd, "read_csv", csv)
     return calls
 

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from shared.db import Database
 from shared.jobs import transitions, waits
 from shared.jobs.failure import Failure
+from shared.jobs.notices import JOB_ENDED_CHANNEL
 from shared.models import Job, JobErrorCode, JobStatus, Model, ModelStatus, User, WebhookDelivery
 from tests.support.rows import add_jobs, add_model, add_user, db, job, unit_db
 
@@ -56,7 +57,7 @@ def test_finish_needs_the_current_lease(db: Database) -> None:
             JobStatus.SUCCEEDED,
             from_statuses=(JobStatus.RUNNING,),
             lease_token=token,
-            result={"train_set_uid": "fit-1"},
+            result={"train_set_uid": "fit-1", "n_samples": 4, "n_features": 2, "classes": None},
             fit=transitions.FitFacts(train_set_uid="fit-1", fit_key="k", token_fingerprint="f"),
         )
         assert done is not None and len(done.deliveries) == 1
@@ -211,3 +212,32 @@ def test_the_sweeper_moves_only_jobs_whose_lease_really_expired(db: Database) ->
         assert not waits.resume_waiting(session, renewed, lease_token=token, lost_worker=True)
         assert waits.resume_waiting(session, submitted, lease_token=token2, lost_worker=True)
         assert job(session, renewed).status is JobStatus.RUNNING
+
+
+def test_an_end_is_announced_at_commit_and_only_then(db: Database) -> None:
+    """finish() queues a NOTIFY with the job id (for `Prefer: wait`): delivered when its
+    transaction commits, never for one rolled back, never for a chunk."""
+    listener = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    driver = listener.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"LISTEN {JOB_ENDED_CHANNEL}")
+    rolled_back, _, _ = running_job(db)
+    committed, _, user_id = running_job(db)
+    with db.session_scope() as session:
+        [chunk] = add_jobs(
+            session,
+            session.get(User, user_id),  # type: ignore[arg-type]
+            1,
+            status=JobStatus.RUNNING,
+            parent_job_id=committed,
+            chunk_index=0,
+        )
+    with db.sessionmaker() as session:
+        assert transitions.finish(session, rolled_back, JobStatus.CANCELED) is not None
+        session.rollback()
+    with db.session_scope() as session:
+        assert transitions.finish(session, chunk, JobStatus.SUCCEEDED) is not None
+        assert transitions.finish(session, committed, JobStatus.CANCELED) is not None
+    heard = [notice.payload for notice in driver.notifies(timeout=2)]
+    listener.close()
+    assert heard == [str(committed)]

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import numpy as np
 from fastapi.testclient import TestClient
 from sklearn.datasets import load_breast_cancer, load_diabetes
@@ -32,7 +33,9 @@ class Account:
         return {"Authorization": f"Bearer {self.api_key}"}
 
 
-def register(client: TestClient, token: str | None = None, *, prefix: str = "tok") -> Account:
+def register(
+    client: TestClient | httpx.Client, token: str | None = None, *, prefix: str = "tok"
+) -> Account:
     """POST /auth/setup with a new (or the given) token."""
     token = token or new_token(prefix)
     response = client.post("/api/v1/auth/setup", json={"tabpfn_token": token})
@@ -60,7 +63,7 @@ def regression_data(n_train: int = 300) -> tuple[list[list[float]], list[float],
 
 
 def wait_for_job(
-    client: TestClient,
+    client: TestClient | httpx.Client,
     account: Account,
     job_id: str,
     *,

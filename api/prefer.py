@@ -1,0 +1,130 @@
+"""`Prefer: wait[=N]` (RFC 7240 §4.3): hold the answer until the job ends or N seconds pass.
+
+On `POST /models/fit`, `POST /models/{id}/predict`, `POST /models/{id}/refit` and
+`GET /jobs/{id}`. The route does its usual (synchronous) work in the thread pool and
+renders the job; when the client asked to wait and the job has not ended, `hold()`:
+
+1. registers a waiter for the job (`api.job_waiters`; none past PREFER_WAIT_MAX_WAITERS:
+   then the usual answer goes out at once, without `Preference-Applied`);
+2. reads the job's status once more and closes the request's session, so the connection
+   goes back to the pool and the request's admission (`api.admission`) to the next request
+   (an end that committed between the route's read and the registration is seen here);
+3. awaits the waiter for at most N seconds: a future, holding no thread and no connection;
+4. is admitted again, reads the job and answers it: 200 when it ended, else the route's usual status
+   (202 for the POSTs) with a fresh `Retry-After`.
+
+`Preference-Applied: wait=N` says the preference was honoured (N after clamping: a bare
+`wait`, or any N above 60, means 60). A value that is not a number is ignored, as RFC 7240
+asks of preferences a server does not understand; `wait=0` means do not wait.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.admission import Ticket
+from api.context import AppContext
+from api.services.polling import set_poll_headers
+from shared.errors import NotFound
+from shared.jobs.schemas import JobOut, job_out
+from shared.models import Job, JobStatus
+
+MAX_WAIT_S = 60
+PREFER_DESCRIPTION = (
+    "`wait=N` (RFC 7240): hold the answer until the job has ended or N seconds have passed "
+    f"(at most {MAX_WAIT_S}; a bare `wait` means {MAX_WAIT_S}). A job that ended is answered "
+    "200; otherwise the usual status. `Preference-Applied: wait=N` says it was honoured."
+)
+
+
+def requested_wait(values: list[str]) -> int | None:
+    """N from the `Prefer` header(s), clamped to MAX_WAIT_S; None when not asked for."""
+    for value in values:
+        for preference in value.split(","):
+            name, has_value, argument = preference.split(";", 1)[0].partition("=")
+            if name.strip().lower() != "wait":
+                continue
+            if not has_value:
+                return MAX_WAIT_S
+            digits = argument.strip().strip('"')
+            if not digits.isascii() or not digits.isdigit():
+                return None  # not understood: ignored
+            seconds = min(int(digits[:6]), MAX_WAIT_S)
+            return seconds or None
+    return None
+
+
+async def prefer_wait(
+    request: Request,
+    prefer: Annotated[str | None, Header(alias="Prefer", description=PREFER_DESCRIPTION)] = None,
+) -> int | None:
+    """The wait the client asked for (the parameter documents the header; every `Prefer`
+    header line is read)."""
+    del prefer
+    return requested_wait(request.headers.getlist("prefer"))
+
+
+PreferWaitDep = Annotated[int | None, Depends(prefer_wait)]
+
+
+def polled(session: Session, context: AppContext, response: Response, job: Job) -> JobOut:
+    """The job as a poll answers it: with `Retry-After` while it has not ended."""
+    position = set_poll_headers(
+        response, session, job, running_cap=context.settings.JOB_MAX_RUNNING_PER_USER
+    )
+    return job_out(job, queue_position=position)
+
+
+def reread(session: Session, context: AppContext, response: Response, job: Job) -> JobOut:
+    """The job as it is now (after a wait)."""
+    current = session.get(Job, job.id, populate_existing=True)
+    if current is None:  # deleted while the request waited
+        raise NotFound(f"No job with id {job.id}.")
+    return polled(session, context, response, current)
+
+
+def _ended_then_release(session: Session, job: Job) -> bool:
+    """Whether the job has ended (or is gone); the session's connection is given back (and
+    the request's admission, after this returns)."""
+    try:
+        status = session.scalar(select(Job.status).where(Job.id == job.id))
+        return status is None or JobStatus(status).is_final
+    finally:
+        session.close()
+
+
+async def hold(
+    rendered: JobOut,
+    job: Job,
+    *,
+    wait_s: int | None,
+    response: Response,
+    session: Session,
+    context: AppContext,
+) -> JobOut:
+    """The answer to a request that may have asked to wait (see the module docstring)."""
+    if wait_s is None:
+        return rendered
+    if rendered.status.is_final:
+        response.headers["Preference-Applied"] = f"wait={wait_s}"
+        response.status_code = 200
+        return rendered
+    with context.waiters.register(job.id) as waiter:
+        if waiter is None:
+            return rendered  # the process holds all the waiters it may: answer now
+        response.headers["Preference-Applied"] = f"wait={wait_s}"
+        ended = await run_in_threadpool(_ended_then_release, session, job)
+        ticket: Ticket = session.info["ticket"]
+        ticket.release()
+        if not ended:
+            await context.waiters.wait(waiter, wait_s)
+    await ticket.take()
+    current = await run_in_threadpool(reread, session, context, response, job)
+    if current.status.is_final:
+        response.status_code = 200
+    return current

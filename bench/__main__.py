@@ -1,7 +1,8 @@
 """`make bench` / `python -m bench [throughput e2e scaling memory capacity api-memory depth prefer]`.
 
 Runs the benchmarks (all by default) on embedded engines and the stand-in, each beside its
-baseline in the same run, and rewrites docs/benchmarks.md with the results.
+baseline in the same run, and writes docs/benchmarks.md: all of it after a full run, and
+after a run of some steps only their sections (the rest of the file stays as measured).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import api_memory, capacity, depth, end_to_end, prefer, throughput, workers
-from bench.report import render
+from bench.report import render, splice
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / ".out"
@@ -41,6 +42,7 @@ def main(argv: list[str]) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     previous = OUT / "results.json"
     results: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() else {}
+    fresh: dict[str, Any] = {}
     runners = {
         "throughput": throughput.run,
         "e2e": end_to_end.run,
@@ -54,19 +56,23 @@ def main(argv: list[str]) -> int:
     for step in chosen:
         started = time.monotonic()
         print(f"[bench] {step} ...", flush=True)
-        results[step] = runners[step]()
+        fresh[step] = results[step] = runners[step]()
         print(
-            f"[bench] {step} done in {time.monotonic() - started:.0f} s: {json.dumps(results[step])}",
+            f"[bench] {step} done in {time.monotonic() - started:.0f} s: {json.dumps(fresh[step])}",
             flush=True,
         )
-    results["machine"] = {
+    fresh["machine"] = results["machine"] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
     }
     previous.write_text(json.dumps(results, indent=2))
-    (ROOT / "docs" / "benchmarks.md").write_text(render(results))
+    document = ROOT / "docs" / "benchmarks.md"
+    if set(chosen) == set(STEPS) or not document.exists():
+        document.write_text(render(fresh))
+    else:  # only these sections were measured: the others stay as they were
+        document.write_text(splice(document.read_text(), render(fresh)))
     print("[bench] wrote docs/benchmarks.md")
     return 0
 

@@ -32,7 +32,7 @@ import httpx
 import psutil
 
 from bench.harness import BenchStack, register
-from tests.support.bombs import parquet_bomb
+from tests.support.bombs import parquet_bomb, parquet_text_bomb
 
 MIB = 1024 * 1024
 BODY_MIB = 60
@@ -166,6 +166,8 @@ def _scenarios() -> list[tuple[str, Callable[[str], Send]]]:
         ("Parquet bomb: 10 M rows", parquet_bomb(10_000_000, 3), "c2"),
         ("Parquet bomb: 40 M rows", parquet_bomb(40_000_000, 3), "c2"),
         ("Parquet decompression bomb: 900 k x 50 zeros", parquet_bomb(900_000, 50), "c49"),
+        # One 20 KB text over 50,000 rows, dictionary-encoded: 1 GB as plain text.
+        ("Parquet text bomb: 50 k rows x 20 KB text", parquet_text_bomb(50_000, 20_000), "target"),
         # One million cells: the most a small file may decode to (EXPANSION_FLOOR_BYTES).
         ("Parquet just under the guard: 250 k x 4 zeros", parquet_bomb(250_000, 4), "c3"),
     ]

@@ -426,3 +426,29 @@ def render(results: dict[str, Any]) -> str:
         lines += _prefer(results["prefer"])
     lines.append(ANALYSIS)
     return "\n".join(lines).rstrip() + "\n"
+
+
+ANALYSIS_HEADING = "## Reading the results"
+
+
+def _sections(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """The text before the first `## ` heading, and each section as (heading, its text)."""
+    parts = text.split("\n## ")
+    preamble, sections = parts[0] + "\n", []
+    for part in parts[1:]:
+        heading = "## " + part.split("\n", 1)[0]
+        sections.append((heading, "## " + part.rstrip("\n") + "\n\n"))
+    return preamble, sections
+
+
+def splice(existing: str, fresh: str) -> str:
+    """`existing` with each section of `fresh` in place of the one with its heading (new
+    ones before the analysis), and the analysis as `fresh` has it."""
+    preamble, old = _sections(existing)
+    _, new = _sections(fresh)
+    replacements = dict(new)
+    analysis = replacements.pop(ANALYSIS_HEADING, "")
+    kept = [
+        replacements.pop(heading, block) for heading, block in old if heading != ANALYSIS_HEADING
+    ]
+    return (preamble + "".join(kept + list(replacements.values())) + analysis).rstrip() + "\n"

@@ -14,6 +14,7 @@ Both sides fit on the same data first; the clocks cover predictions only.
 
 from __future__ import annotations
 
+import io
 import json
 import statistics
 import time
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 import tabpfn_client
 from tabpfn_client.client import ServiceClient
 from tabpfn_client.config import Config
@@ -80,9 +82,11 @@ class _Service:
         assert job["status"] == "succeeded", job
         self.model_id = job["model_id"]
 
-    def predict_s(self, body: bytes) -> tuple[float, dict[str, Any]]:
+    def predict_s(
+        self, body: bytes, content_type: str = "application/json"
+    ) -> tuple[float, dict[str, Any]]:
         """Submit → `succeeded` → result downloaded, as a client sees it."""
-        headers = {**self.headers, "Content-Type": "application/json"}
+        headers = {**self.headers, "Content-Type": content_type}
         started = time.perf_counter()
         response = httpx.post(
             f"{self.api}/api/v1/models/{self.model_id}/predict",
@@ -106,6 +110,19 @@ def _body(rows: Any) -> bytes:
     return json.dumps({"features": rows.tolist(), "output_type": "probas"}).encode()
 
 
+def _parquet_body(rows: Any) -> tuple[bytes, str]:
+    """The rows as a Parquet upload (what the Python client sends for large data)."""
+    buffer = io.BytesIO()
+    pd.DataFrame(rows, columns=[str(i) for i in range(rows.shape[1])]).to_parquet(buffer)
+    request = httpx.Request(
+        "POST",
+        "http://x/",
+        files={"file": ("rows.parquet", buffer.getvalue())},
+        data={"output_type": "probas"},
+    )
+    return request.read(), request.headers["content-type"]
+
+
 def run() -> dict[str, Any]:
     stack = BenchStack(
         latency_ms=LATENCY_S * 1000,
@@ -120,7 +137,7 @@ def run() -> dict[str, Any]:
         direct = statistics.median(
             _direct_s(stack.standin.url, X, y, X_test) for _ in range(REPEATS)
         )
-        chunked, cached, small, small_cached = [], [], [], []
+        chunked, cached, small, small_cached, as_parquet = [], [], [], [], []
         for repeat in range(REPEATS):
             service = _Service(api, X, y)  # a fresh user: nothing cached upstream or here
             if repeat == 0:
@@ -133,6 +150,9 @@ def run() -> dict[str, Any]:
             elapsed, job = service.predict_s(_body(rows))
             assert job["cached"], job
             cached.append(elapsed)
+            elapsed, job = service.predict_s(*_parquet_body(rows + 1e-6))
+            assert not job["cached"], job
+            as_parquet.append(elapsed)
             elapsed, job = service.predict_s(_body(rows[:SMALL_ROWS]))
             assert not job["cached"], job
             small.append(elapsed)
@@ -150,6 +170,8 @@ def run() -> dict[str, Any]:
         "direct_sequential_s": round(direct, 3),
         "service_s": round(service_s, 3),
         "ratio": round(service_s / direct, 3),
+        "parquet_s": round(statistics.median(as_parquet), 3),
+        "parquet_ratio": round(statistics.median(as_parquet) / direct, 3),
         "target_ratio": TARGET_RATIO,
         "cached_s": round(statistics.median(cached), 3),
         "small_rows": SMALL_ROWS,

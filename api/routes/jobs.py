@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from typing import Annotated, Any, Literal
 
+import numpy as np
+import orjson
 from fastapi import APIRouter, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -145,14 +147,28 @@ def get_job_result(
     rows = _prediction_rows(session, job)
     classes, quantiles = job.result.get("classes"), job.result.get("quantiles")
     if format == "json":
-        body = result_of(job.kind, job.result, predictions=rows).model_dump(mode="json")
-        return JSONResponse(body, headers=_attachment(f"{filename}.json"))
+        # The result's other fields go through its typed model; the rows (up to millions,
+        # written by the worker in their typed shape) are serialised as they are, by orjson.
+        body = result_of(job.kind, job.result, predictions=None).model_dump(mode="json")
+        body["predictions"] = rows
+        return Response(
+            orjson.dumps(body, default=_plain_number),
+            media_type="application/json",
+            headers=_attachment(f"{filename}.json"),
+        )
     frame = results.to_frame(rows, output_type, classes, quantiles)
     buffer = io.StringIO()
     frame.to_csv(buffer, index_label="row")
     return Response(
         buffer.getvalue(), media_type="text/csv", headers=_attachment(f"{filename}.csv")
     )
+
+
+def _plain_number(value: Any) -> Any:
+    """NumPy scalars a stored table hands back, as the JSON numbers they are."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _attachment(filename: str) -> dict[str, str]:

@@ -10,7 +10,11 @@ burst is not hypothetical.
 
 So a request takes a ticket before its session is made (`api.deps.get_session`) and
 gives it back after the session is closed; at most `capacity` tickets exist, the engine's
-most connections, so an admitted request always gets its connection. Waiting for a
+most connections less one (kept for `/health` and `/metrics`, which bypass admission), so an
+admitted request always gets its connection. A request gives its ticket back, and its
+connection, whenever it waits on something else: while its body arrives (`api.body`), while
+it waits for its job (`api.prefer`). A request that finds no ticket within
+ADMISSION_WAIT_S gets 503 rather than waiting without end. Waiting for a
 ticket is an asyncio future, holding no thread and no connection. `api.prefer.hold()`
 gives the ticket back while it waits for a job and takes one again to re-read it.
 
@@ -39,7 +43,8 @@ class Admission:
     def free(self) -> int:
         return self._free
 
-    async def acquire(self) -> None:
+    async def acquire(self, timeout_s: float | None = None) -> None:
+        """A ticket, waiting in order; TimeoutError after `timeout_s` (None: no limit)."""
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._free > 0:
@@ -48,8 +53,9 @@ class Admission:
             future: asyncio.Future[None] = loop.create_future()
             self._waiting.append((loop, future))
         try:
-            await future
-        except asyncio.CancelledError:
+            async with asyncio.timeout(timeout_s):
+                await future
+        except (asyncio.CancelledError, TimeoutError):
             with self._lock:
                 queued = (loop, future) in self._waiting
                 if queued:
@@ -82,9 +88,9 @@ class Ticket:
         self.admission = admission
         self.held = False
 
-    async def take(self) -> None:
+    async def take(self, timeout_s: float | None = None) -> None:
         if not self.held:
-            await self.admission.acquire()
+            await self.admission.acquire(timeout_s)
             self.held = True
 
     def release(self) -> None:

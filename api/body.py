@@ -9,12 +9,22 @@ limit, rather than as a declared body, which FastAPI would read and parse before
 
 Bodies are read on the event loop (network I/O); parsing and validation of submissions then
 run in the sync route's thread, off the loop.
+
+A body that is slow to arrive holds nothing it does not need: a large one gives the
+request's database connection and admission back (`api.deps.outside_database`) before it
+waits for its upload slot and its bytes; a small one does so once it has taken longer than
+ARRIVAL_GRACE_S, so the usual body, already on the socket, costs no extra round trip. Every
+read has a deadline (UPLOAD_READ_TIMEOUT_S for a submission taking an upload slot,
+SMALL_BODY_READ_TIMEOUT_S otherwise): 408 REQUEST_TIMEOUT past it. The routes give the
+body's bytes and upload slot back (`RawBody.release`) once they have stored the job, so a
+request that then waits with `Prefer: wait` holds neither.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
@@ -22,18 +32,24 @@ import orjson
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from api.auth import CurrentUser, CurrentUserDep
 from api.context import AppContext
-from api.deps import ContextDep
+from api.deps import ContextDep, SessionDep, outside_database
 from api.errors import describe_validation_errors
 from api.middleware import allow_upload
 from api.uploads import LARGE_BODY_BYTES
 from shared.errors import RequestTimeout, UnsupportedMediaType, ValidationFailed
 
 MAX_FORM_FIELDS = 30
+# A body still arriving after this long gives the request's database connection back.
+ARRIVAL_GRACE_S = 0.05
+# Bodies read without an upload slot (at most LARGE_BODY_BYTES) arrive within this or 408.
+SMALL_BODY_READ_TIMEOUT_S = 10.0
 ModelT = TypeVar("ModelT", bound=BaseModel)
+T = TypeVar("T")
 SEND_JSON = "send it with `Content-Type: application/json`"
 
 
@@ -45,10 +61,22 @@ class RawBody:
     fields: dict[str, str] = field(default_factory=dict)
     file_bytes: bytes | None = None
     filename: str | None = None
+    give_back_slot: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def is_multipart(self) -> bool:
         return self.json_bytes is None
+
+    def release(self) -> None:
+        """Drop the bytes and give back the upload slot (the job is stored: nothing reads
+        them again). Safe to call more than once."""
+        if self.json_bytes is not None:
+            self.json_bytes = b""
+        self.file_bytes = None
+        self.fields = {}
+        if self.give_back_slot is not None:
+            give_back, self.give_back_slot = self.give_back_slot, None
+            give_back()
 
 
 def _content_type(request: Request) -> str:
@@ -88,7 +116,7 @@ async def _count_submission(context: AppContext, user: CurrentUser) -> None:
 
 
 async def read_body(
-    request: Request, current: CurrentUserDep, context: ContextDep
+    request: Request, current: CurrentUserDep, context: ContextDep, session: SessionDep
 ) -> AsyncIterator[RawBody]:
     """The submission body as sent, read once the caller is authenticated (401 first,
     without reading it) and within its rate limit, through an upload slot when large; 415
@@ -103,22 +131,72 @@ async def read_body(
     await _count_submission(context, current)
     allow_upload(request.scope)
     if _is_large(request, multipart):
-        async with context.uploads.hold(str(current.id)):
-            yield await _read_in_time(request, multipart, context.settings.UPLOAD_READ_TIMEOUT_S)
+        raw = await _read_large(request, multipart, context, session, owner=str(current.id))
     else:
-        yield await _read(request, multipart)
-
-
-async def _read_in_time(request: Request, multipart: bool, timeout_s: float) -> RawBody:
-    """`_read` within `timeout_s`: a body that trickles in holds its slot no longer."""
+        raw = await _arrive(
+            _read(request, multipart), session, timeout_s=SMALL_BODY_READ_TIMEOUT_S, what="body"
+        )
     try:
-        async with asyncio.timeout(timeout_s):
-            return await _read(request, multipart)
-    except TimeoutError:
-        raise RequestTimeout(
-            f"The upload did not arrive within {timeout_s:g} s (UPLOAD_READ_TIMEOUT_S); send "
-            "it again, or in smaller parts."
-        ) from None
+        yield raw
+    finally:
+        raw.release()
+
+
+async def _read_large(
+    request: Request, multipart: bool, context: AppContext, session: Session, *, owner: str
+) -> RawBody:
+    """A large body, read through an upload slot, outside the database: waiting for the
+    slot and the bytes holds no connection and no admission."""
+    give_back: Callable[[], None] | None = None
+    try:
+        async with outside_database(session):
+            give_back = await context.uploads.take(owner)
+            timeout_s = context.settings.UPLOAD_READ_TIMEOUT_S
+            try:
+                async with asyncio.timeout(timeout_s):
+                    raw = await _read(request, multipart)
+            except TimeoutError:
+                raise _too_slow("upload", timeout_s, "UPLOAD_READ_TIMEOUT_S") from None
+    except BaseException:
+        if give_back is not None:
+            give_back()
+        raise
+    raw.give_back_slot = give_back
+    return raw
+
+
+async def _arrive(
+    reading: Coroutine[Any, Any, T], session: Session | None, *, timeout_s: float, what: str
+) -> T:
+    """`reading` within `timeout_s` (408 otherwise). If it has not finished within
+    ARRIVAL_GRACE_S, the request's database connection and admission are given back while
+    it goes on (the task is awaited, never restarted: no byte read is lost)."""
+    task = asyncio.ensure_future(reading)
+    try:
+        await asyncio.wait((task,), timeout=min(ARRIVAL_GRACE_S, timeout_s))
+        if not task.done():
+            if session is None:
+                await asyncio.wait((task,), timeout=timeout_s - ARRIVAL_GRACE_S)
+            else:
+                async with outside_database(session):
+                    await asyncio.wait((task,), timeout=timeout_s - ARRIVAL_GRACE_S)
+        if not task.done():
+            raise _too_slow(what, timeout_s)
+        return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def _too_slow(what: str, timeout_s: float, setting: str | None = None) -> RequestTimeout:
+    if setting is None:
+        return RequestTimeout(f"The {what} did not arrive within {timeout_s:g} s; send it again.")
+    return RequestTimeout(
+        f"The {what} did not arrive within {timeout_s:g} s ({setting}); send it again, or in "
+        "smaller parts."
+    )
 
 
 async def _read(request: Request, multipart: bool) -> RawBody:
@@ -142,14 +220,18 @@ async def _read(request: Request, multipart: bool) -> RawBody:
         await form.close()
 
 
-async def read_small_json(request: Request, model: type[ModelT]) -> ModelT:
-    """A small JSON body (the middleware stops it at MAX_SMALL_BODY_BYTES) as `model`.
+async def read_small_json(
+    request: Request, model: type[ModelT], session: Session | None = None
+) -> ModelT:
+    """A small JSON body (the middleware stops it at MAX_SMALL_BODY_BYTES) as `model`,
+    within SMALL_BODY_READ_TIMEOUT_S; `session`, the request's, is left while it is slow.
 
     Routes call this from a dependency that runs after their key check or rate limit."""
     content_type = _content_type(request)
     if not _is_json(content_type):
         raise _unsupported(content_type, SEND_JSON)
-    body = parse_json_object(await request.body())
+    data = await _arrive(request.body(), session, timeout_s=SMALL_BODY_READ_TIMEOUT_S, what="body")
+    body = parse_json_object(data)
     try:
         return model.model_validate(body)
     except ValidationError as error:
@@ -158,7 +240,7 @@ async def read_small_json(request: Request, model: type[ModelT]) -> ModelT:
 
 
 async def read_optional_json(
-    request: Request, current: CurrentUserDep, context: ContextDep
+    request: Request, current: CurrentUserDep, context: ContextDep, session: SessionDep
 ) -> RawBody:
     """A small, optional JSON body (a refit's), read once the caller is authenticated and
     within the submission rate limit; the middleware stops it at MAX_SMALL_BODY_BYTES."""
@@ -166,7 +248,8 @@ async def read_optional_json(
     if not _is_json(content_type):
         raise _unsupported(content_type, SEND_JSON)
     await _count_submission(context, current)
-    return RawBody(json_bytes=await request.body())
+    data = await _arrive(request.body(), session, timeout_s=SMALL_BODY_READ_TIMEOUT_S, what="body")
+    return RawBody(json_bytes=data)
 
 
 RawBodyDep = Annotated[RawBody, Depends(read_body)]

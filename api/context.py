@@ -62,11 +62,13 @@ class AppContext:
                 settings.UPLOAD_SLOT_WAIT_S,
                 per_owner=settings.UPLOAD_SLOTS_PER_USER,
             ),
-            # The engine's most connections (pool plus as many overflow, shared.db).
-            admission=Admission(2 * settings.DB_POOL_SIZE),
+            # The engine's most connections (pool plus as many overflow, shared.db), less
+            # one kept for /health and /metrics, which bypass admission.
+            admission=Admission(max(2 * settings.DB_POOL_SIZE - 1, 1)),
             waiters=JobWaiters(
                 settings.DATABASE_URL,
                 max_waiters=settings.PREFER_WAIT_MAX_WAITERS,
+                max_per_owner=settings.PREFER_WAIT_MAX_WAITERS_PER_USER,
                 recheck_s=settings.PREFER_WAIT_RECHECK_S,
             ),
         )

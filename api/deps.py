@@ -7,6 +7,7 @@ dependency in its thread pool, and each hop there costs more than the work itsel
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from api.admission import Ticket
 from api.context import AppContext
 from shared.config import Settings
+from shared.errors import ServiceUnavailable
 
 
 async def get_context(request: Request) -> AppContext:
@@ -43,7 +45,7 @@ async def get_session(context: ContextDep) -> AsyncIterator[Session]:
     Async on purpose: making a session does no I/O, so it needs no thread; closing it may
     (returning a connection rolls it back), so that runs in the thread pool."""
     ticket = Ticket(context.admission)
-    await ticket.take()
+    await take_ticket(ticket)
     try:
         session = context.db.session()
         session.info["ticket"] = ticket
@@ -56,3 +58,40 @@ async def get_session(context: ContextDep) -> AsyncIterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+# A request waits this long at most for its turn at the database, then gets 503.
+ADMISSION_WAIT_S = 15.0
+
+
+async def take_ticket(ticket: Ticket, timeout_s: float = ADMISSION_WAIT_S) -> None:
+    """The request's admission to the database, or 503 SERVICE_UNAVAILABLE when every
+    connection stays busy for `timeout_s`."""
+    try:
+        await ticket.take(timeout_s)
+    except TimeoutError:
+        raise ServiceUnavailable(
+            "The service is busy: every database connection of this process stayed in use; "
+            "retry in a few seconds.",
+            retry_after_s=2,
+        ) from None
+
+
+@asynccontextmanager
+async def outside_database(session: Session) -> AsyncIterator[None]:
+    """The request's connection and admission given back while the block waits on something
+    else (a body arriving, an upload slot), then its admission taken again."""
+    await run_in_threadpool(session.commit)  # ends the transaction: the connection goes back
+    ticket: Ticket = session.info["ticket"]
+    ticket.release()
+    try:
+        yield
+    finally:
+        await take_ticket(ticket)
+
+
+def done_with_database(session: Session) -> None:
+    """Close the request's session and give its admission back, for a route whose remaining
+    work (serialising a large result) needs neither. Call from the route's thread."""
+    ticket: Ticket = session.info["ticket"]
+    session.close()
+    ticket.release()

@@ -17,7 +17,9 @@ request past its N seconds.
 
 The thread starts on the first wait (a process nobody asks to wait opens no extra
 connection) and stops with the app. At most `PREFER_WAIT_MAX_WAITERS` requests wait per
-process; past that, `register` says no and the request is answered at once.
+process, and at most `PREFER_WAIT_MAX_WAITERS_PER_USER` of one user's (so no one user's
+loop of waits takes them all); past either, `register` says no and the request is answered
+at once.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Waiter:
     """One request waiting for one job; resolved (True) when the job ended."""
 
     job_id: uuid.UUID
+    owner: uuid.UUID
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[bool]
 
@@ -64,8 +67,11 @@ class Waiter:
 class JobWaiters:
     """The waiters of one API process, and the listener thread that wakes them."""
 
-    def __init__(self, database_url: str, *, max_waiters: int, recheck_s: float) -> None:
+    def __init__(
+        self, database_url: str, *, max_waiters: int, max_per_owner: int, recheck_s: float
+    ) -> None:
         self.max_waiters = max_waiters
+        self.max_per_owner = max_per_owner
         self.recheck_s = recheck_s
         self._engine = create_engine(
             database_url,
@@ -80,6 +86,7 @@ class JobWaiters:
         self._lock = threading.Lock()
         self._waiting: dict[uuid.UUID, set[Waiter]] = {}
         self._count = 0
+        self._per_owner: dict[uuid.UUID, int] = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.connects = 0  # how many times the listener connected (tests, metrics)
@@ -89,24 +96,26 @@ class JobWaiters:
         return self._count
 
     @contextlib.contextmanager
-    def register(self, job_id: uuid.UUID) -> Iterator[Waiter | None]:
-        """A waiter for `job_id` while the block runs, or None when the process is at its
-        cap (the caller then answers without waiting)."""
-        waiter = self._add(job_id)
+    def register(self, job_id: uuid.UUID, owner: uuid.UUID) -> Iterator[Waiter | None]:
+        """A waiter for `job_id` while the block runs, or None when the process, or `owner`
+        (the job's user), is at its cap (the caller then answers without waiting)."""
+        waiter = self._add(job_id, owner)
         try:
             yield waiter
         finally:
             if waiter is not None:
                 self._remove(waiter)
 
-    def _add(self, job_id: uuid.UUID) -> Waiter | None:
+    def _add(self, job_id: uuid.UUID, owner: uuid.UUID) -> Waiter | None:
         loop = asyncio.get_running_loop()
         with self._lock:
-            if self._count >= self.max_waiters:
+            owned = self._per_owner.get(owner, 0)
+            if self._count >= self.max_waiters or owned >= self.max_per_owner:
                 metrics.PREFER_WAITS.labels("refused").inc()
                 return None
-            waiter = Waiter(job_id, loop, loop.create_future())
+            waiter = Waiter(job_id, owner, loop, loop.create_future())
             self._waiting.setdefault(job_id, set()).add(waiter)
+            self._per_owner[owner] = owned + 1
             self._count += 1
             metrics.PREFER_WAITERS.set(self._count)
             if self._thread is None and not self._stop.is_set():
@@ -123,6 +132,9 @@ class JobWaiters:
                 others.discard(waiter)
                 if not others:
                     del self._waiting[waiter.job_id]
+                owned = self._per_owner.pop(waiter.owner) - 1
+                if owned:
+                    self._per_owner[waiter.owner] = owned
                 self._count -= 1
                 metrics.PREFER_WAITERS.set(self._count)
 
@@ -176,9 +188,8 @@ class JobWaiters:
     def _serve(self, connection: Connection) -> None:
         driver = connection.connection.driver_connection
         assert driver is not None
-        # Notices that arrive while the re-check query runs reach this handler; the others
-        # come out of notifies() below. Waking twice is harmless.
-        driver.add_notify_handler(lambda notice: self._wake_payload(notice.payload))
+        # No notify handler: psycopg keeps the notices that arrive while the re-check query
+        # runs and notifies() below yields them (with a handler, it would warn and may miss).
         driver.execute(f"LISTEN {JOB_ENDED_CHANNEL}")
         self.connects += 1
         metrics.JOB_LISTENER_CONNECTS.inc()

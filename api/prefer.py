@@ -4,14 +4,19 @@ On `POST /models/fit`, `POST /models/{id}/predict`, `POST /models/{id}/refit` an
 `GET /jobs/{id}`. The route does its usual (synchronous) work in the thread pool and
 renders the job; when the client asked to wait and the job has not ended, `hold()`:
 
-1. registers a waiter for the job (`api.job_waiters`; none past PREFER_WAIT_MAX_WAITERS:
-   then the usual answer goes out at once, without `Preference-Applied`);
+1. registers a waiter for the job (`api.job_waiters`; none past PREFER_WAIT_MAX_WAITERS, or
+   PREFER_WAIT_MAX_WAITERS_PER_USER of the job's user: then the usual answer goes out at
+   once, without `Preference-Applied`);
 2. reads the job's status once more and closes the request's session, so the connection
    goes back to the pool and the request's admission (`api.admission`) to the next request
    (an end that committed between the route's read and the registration is seen here);
-3. awaits the waiter for at most N seconds: a future, holding no thread and no connection;
+3. awaits the waiter for at most N seconds: a future, holding no thread and no connection
+   (and no upload slot or body: the submitting routes gave those back); a client that
+   disconnects meanwhile ends the wait, and nothing more is done for it;
 4. is admitted again, reads the job and answers it: 200 when it ended, else the route's usual status
    (202 for the POSTs) with a fresh `Retry-After`.
+
+Every answer of these routes carries `Vary: Prefer`: the header changes what comes back.
 
 `Preference-Applied: wait=N` says the preference was honoured (N after clamping: a bare
 `wait`, or any N above 60, means 60). A value that is not a number is ignored, as RFC 7240
@@ -20,6 +25,10 @@ asks of preferences a server does not understand; `wait=0` means do not wait.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request, Response
@@ -29,7 +38,10 @@ from sqlalchemy.orm import Session
 
 from api.admission import Ticket
 from api.context import AppContext
+from api.deps import take_ticket
+from api.job_waiters import Waiter
 from api.services.polling import set_poll_headers
+from shared import metrics
 from shared.errors import NotFound
 from shared.jobs.schemas import JobOut, job_out
 from shared.models import Job, JobStatus
@@ -54,22 +66,35 @@ def requested_wait(values: list[str]) -> int | None:
             digits = argument.strip().strip('"')
             if not digits.isascii() or not digits.isdigit():
                 return None  # not understood: ignored
-            seconds = min(int(digits[:6]), MAX_WAIT_S)
-            return seconds or None
+            significant = digits.lstrip("0")
+            # More than three digits is past MAX_WAIT_S whatever they are; never int() them all.
+            seconds = MAX_WAIT_S if len(significant) > 3 else int(significant or "0")
+            return min(seconds, MAX_WAIT_S) or None
     return None
+
+
+@dataclass(frozen=True)
+class WaitRequest:
+    """What `Prefer` asked of a request: wait at most `seconds` (None: do not wait); the
+    request itself, to notice a client that goes away while it waits."""
+
+    seconds: int | None
+    request: Request
 
 
 async def prefer_wait(
     request: Request,
+    response: Response,
     prefer: Annotated[str | None, Header(alias="Prefer", description=PREFER_DESCRIPTION)] = None,
-) -> int | None:
+) -> WaitRequest:
     """The wait the client asked for (the parameter documents the header; every `Prefer`
     header line is read)."""
     del prefer
-    return requested_wait(request.headers.getlist("prefer"))
+    response.headers["Vary"] = "Prefer"
+    return WaitRequest(requested_wait(request.headers.getlist("prefer")), request)
 
 
-PreferWaitDep = Annotated[int | None, Depends(prefer_wait)]
+PreferWaitDep = Annotated[WaitRequest, Depends(prefer_wait)]
 
 
 def polled(session: Session, context: AppContext, response: Response, job: Job) -> JobOut:
@@ -102,29 +127,66 @@ async def hold(
     rendered: JobOut,
     job: Job,
     *,
-    wait_s: int | None,
+    wait: WaitRequest,
     response: Response,
     session: Session,
     context: AppContext,
 ) -> JobOut:
     """The answer to a request that may have asked to wait (see the module docstring)."""
+    wait_s = wait.seconds
     if wait_s is None:
         return rendered
     if rendered.status.is_final:
         response.headers["Preference-Applied"] = f"wait={wait_s}"
         response.status_code = 200
         return rendered
-    with context.waiters.register(job.id) as waiter:
+    with context.waiters.register(job.id, job.user_id) as waiter:
         if waiter is None:
-            return rendered  # the process holds all the waiters it may: answer now
+            return rendered  # this process, or this user, holds all the waits it may: answer now
         response.headers["Preference-Applied"] = f"wait={wait_s}"
         ended = await run_in_threadpool(_ended_then_release, session, job)
         ticket: Ticket = session.info["ticket"]
         ticket.release()
-        if not ended:
-            await context.waiters.wait(waiter, wait_s)
-    await ticket.take()
+        if not ended and not await _wait_while_connected(context, waiter, wait):
+            return rendered  # the client has gone: nobody reads the answer
+    await take_ticket(ticket)
     current = await run_in_threadpool(reread, session, context, response, job)
     if current.status.is_final:
         response.status_code = 200
     return current
+
+
+async def _wait_while_connected(context: AppContext, waiter: Waiter, wait: WaitRequest) -> bool:
+    """Wait for the job as `wait` asks; False when the client disconnected first."""
+    assert wait.seconds is not None
+    watching = asyncio.ensure_future(_until_disconnected(wait.request))
+    try:
+        waiting = asyncio.ensure_future(context.waiters.wait(waiter, wait.seconds))
+        done, _ = await asyncio.wait((waiting, watching), return_when=asyncio.FIRST_COMPLETED)
+        if waiting in done:
+            return True
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        metrics.PREFER_WAITS.labels("disconnected").inc()
+        return False
+    finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+
+
+# Between two messages from the server that are not the disconnect (a server that sends
+# them), the watch pauses this long, so it never spins.
+_WATCH_PAUSE_S = 1.0
+
+
+async def _until_disconnected(request: Request) -> None:
+    """Return when the client disconnects. The body has been read (or there is none), so
+    the next ASGI message is the disconnect: one await, no polling."""
+    while True:
+        started = time.monotonic()
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+        await asyncio.sleep(max(0.0, _WATCH_PAUSE_S - (time.monotonic() - started)))

@@ -1,13 +1,16 @@
 """Upload slots: at most UPLOAD_SLOTS large request bodies read and decoded at once per process.
 
 A large body (a file upload, a body declared over `LARGE_BODY_BYTES`, or one of unknown
-length) takes a slot before its first byte is read and keeps it until its response has been
-sent, so N concurrent uploads cost at most UPLOAD_SLOTS bodies (and their decoded tables) of
-memory, not N. A request that finds every slot taken waits, in arrival order, up to
-UPLOAD_SLOT_WAIT_S: a burst of a client's parallel uploads mostly gets through, and the wait
-costs next to nothing, since a body nobody reads stays on the socket (the server stops
-reading a connection past 64 KiB). After that it gets 503 UPLOADS_BUSY with Retry-After:
-503 rather than 429, because the server is busy, not this client over a rate.
+length) takes a slot before its first byte is read and keeps it until the route has decoded
+and stored it (`RawBody.release`; at the latest, until the response is sent, so a request
+that then waits with `Prefer: wait` holds no slot). So N concurrent uploads cost at most
+UPLOAD_SLOTS bodies (and their decoded tables) of memory, not N. A request that finds every
+slot taken waits, in arrival order, up to UPLOAD_SLOT_WAIT_S: a burst of a client's
+parallel uploads mostly gets through, and the wait costs next to nothing, since a body
+nobody reads stays on the socket (the server stops reading a connection past 64 KiB); it
+waits holding no database connection (`api.body`). After that it gets 503 UPLOADS_BUSY
+with Retry-After: 503 rather than 429, because the server is busy, not this client over a
+rate.
 
 One user holds at most UPLOAD_SLOTS_PER_USER slots of a process (429 TOO_MANY_UPLOADS past
 that, at once): a user trickling several slow uploads cannot take every slot. A body must
@@ -23,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from shared.errors import ServiceUnavailable, TooManyUploads
@@ -122,10 +125,10 @@ class UploadSlots:
             else:
                 self._held.pop(owner, None)
 
-    @asynccontextmanager
-    async def hold(self, owner: str = "") -> AsyncIterator[None]:
-        """A slot for the duration of the block: 429 TOO_MANY_UPLOADS when `owner` already
-        holds its share, 503 UPLOADS_BUSY when none came free within UPLOAD_SLOT_WAIT_S."""
+    async def take(self, owner: str = "") -> Callable[[], None]:
+        """A slot, and the function that gives it back (calling it twice frees it once):
+        429 TOO_MANY_UPLOADS when `owner` already holds its share, 503 UPLOADS_BUSY when
+        none came free within UPLOAD_SLOT_WAIT_S."""
         if not self._count(owner):
             raise TooManyUploads(
                 f"You already have {self.per_owner} uploads in progress on this server; "
@@ -140,9 +143,26 @@ class UploadSlots:
                     code="UPLOADS_BUSY",
                     retry_after_s=BUSY_RETRY_AFTER_S,
                 )
-            try:
-                yield
-            finally:
-                self.release()
-        finally:
+        except BaseException:
             self._uncount(owner)
+            raise
+        given_back = threading.Event()
+
+        def give_back() -> None:
+            with self._lock:
+                if given_back.is_set():
+                    return
+                given_back.set()
+            self.release()
+            self._uncount(owner)
+
+        return give_back
+
+    @asynccontextmanager
+    async def hold(self, owner: str = "") -> AsyncIterator[None]:
+        """A slot for the duration of the block (errors as `take`)."""
+        give_back = await self.take(owner)
+        try:
+            yield
+        finally:
+            give_back()

@@ -134,7 +134,10 @@ def _submit_to_result(api: str, key: str, model_id: str, *, prefer: bool, seed: 
 
 def run() -> dict[str, Any]:
     held: list[dict[str, Any]] = []
-    stack = BenchStack(PREFER_WAIT_MAX_WAITERS=max(LEVELS) * 2)
+    # One user holds them all here, so the per-user share is lifted to the process's cap.
+    stack = BenchStack(
+        PREFER_WAIT_MAX_WAITERS=max(LEVELS) * 2, PREFER_WAIT_MAX_WAITERS_PER_USER=max(LEVELS) * 2
+    )
     try:
         api = stack.serve("api.main:app", name="api")
         pid = stack.processes[-1].pid

@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=16)
     DB_POOL_SIZE: int = Field(default=10, ge=1)
     PREFER_WAIT_MAX_WAITERS: int = Field(default=1000, ge=0)
+    PREFER_WAIT_MAX_WAITERS_PER_USER: int = Field(default=100, ge=0)
     PREFER_WAIT_RECHECK_S: float = Field(default=1.0, gt=0, le=3600)
 
     @field_validator("SECRET_KEY_FALLBACKS", "WEBHOOK_RETRY_SCHEDULE_S", mode="before")

@@ -11,7 +11,7 @@ Hierarchy::
     ├── Forbidden                 403 FORBIDDEN (another user's model or job)
     ├── NotFound                  404 NOT_FOUND
     ├── Conflict                  409 MODEL_NOT_READY, JOB_FINISHED, JOB_NOT_SUCCEEDED, ...
-    ├── RequestTimeout            408 REQUEST_TIMEOUT (an upload that did not arrive in time)
+    ├── RequestTimeout            408 REQUEST_TIMEOUT (a body that did not arrive in time)
     ├── PayloadTooLarge           413 PAYLOAD_TOO_LARGE
     ├── UnsupportedMediaType      415 UNSUPPORTED_MEDIA_TYPE
     ├── IdempotencyKeyReused      422 IDEMPOTENCY_KEY_REUSED

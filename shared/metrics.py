@@ -70,7 +70,8 @@ PREFER_WAITERS = Gauge(
 )
 PREFER_WAITS = Counter(
     "tabpfn_api_prefer_waits_total",
-    "Prefer: wait requests by outcome (ended, timed_out, refused at PREFER_WAIT_MAX_WAITERS)",
+    "Prefer: wait requests by outcome (ended, timed_out, disconnected: the client went away, "
+    "refused: at PREFER_WAIT_MAX_WAITERS or PREFER_WAIT_MAX_WAITERS_PER_USER)",
     ["outcome"],
 )
 JOB_LISTENER_CONNECTS = Counter(

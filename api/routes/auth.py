@@ -51,12 +51,12 @@ async def _setup_body(request: Request, _: Annotated[None, Depends(_setup_rate_l
     return await read_small_json(request, SetupIn)
 
 
-async def _key_body(request: Request, _: CurrentUserDep) -> KeyIn:
-    return await read_small_json(request, KeyIn)
+async def _key_body(request: Request, _: CurrentUserDep, session: SessionDep) -> KeyIn:
+    return await read_small_json(request, KeyIn, session)
 
 
-async def _token_body(request: Request, _: CurrentUserDep) -> TokenIn:
-    return await read_small_json(request, TokenIn)
+async def _token_body(request: Request, _: CurrentUserDep, session: SessionDep) -> TokenIn:
+    return await read_small_json(request, TokenIn, session)
 
 
 @router.post(
@@ -71,8 +71,10 @@ async def _token_body(request: Request, _: CurrentUserDep) -> TokenIn:
         ErrorCode.TABPFN_EMAIL_UNVERIFIED,
         ErrorCode.PAYLOAD_TOO_LARGE,
         ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode.REQUEST_TIMEOUT,
         ErrorCode.RATE_LIMITED,
         ErrorCode.UPSTREAM_UNAVAILABLE,
+        ErrorCode.SERVICE_UNAVAILABLE,
     ),
     openapi_extra=json_body(SetupIn),
 )
@@ -122,7 +124,11 @@ def list_keys(
     summary="Create another API key",
     response_description="The new key (its secret shown once).",
     responses=error_responses(
-        *INVALID, *AUTH, ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE
+        *INVALID,
+        *AUTH,
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode.REQUEST_TIMEOUT,
     ),
     openapi_extra=json_body(KeyIn),
 )
@@ -169,6 +175,7 @@ def revoke_key(
         ErrorCode.TOKEN_IN_USE,
         ErrorCode.PAYLOAD_TOO_LARGE,
         ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode.REQUEST_TIMEOUT,
         ErrorCode.UPSTREAM_UNAVAILABLE,
     ),
     openapi_extra=json_body(TokenIn),

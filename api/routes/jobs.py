@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.auth import CurrentUserDep
-from api.deps import ContextDep, SessionDep
+from api.deps import ContextDep, SessionDep, done_with_database
 from api.openapi import POLL_HEADERS
 from api.owned import OwnedJob
 from api.pagination import paginate
@@ -76,16 +76,14 @@ async def get_job(
     response: Response,
     session: SessionDep,
     context: ContextDep,
-    wait_s: PreferWaitDep,
+    wait: PreferWaitDep,
 ) -> JobOut:
     """One job, with its progress; `Retry-After` says when to poll again while it is not
     finished (estimated from its phase and how long your recent jobs took).
 
     With `Prefer: wait=N` the answer is held until the job ends or N seconds pass."""
     rendered = await run_in_threadpool(polled, session, context, response, job)
-    return await hold(
-        rendered, job, wait_s=wait_s, response=response, session=session, context=context
-    )
+    return await hold(rendered, job, wait=wait, response=response, session=session, context=context)
 
 
 @router.post(
@@ -145,6 +143,7 @@ def get_job_result(
         return JSONResponse(body, headers=_attachment(f"{filename}.json"))
     output_type = str(job.result["output_type"])
     rows = _prediction_rows(session, job)
+    done_with_database(session)  # rendering up to millions of rows needs no connection
     classes, quantiles = job.result.get("classes"), job.result.get("quantiles")
     if format == "json":
         # The result's other fields go through its typed model; the rows (up to millions,

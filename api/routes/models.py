@@ -102,7 +102,7 @@ async def fit_model(
     context: ContextDep,
     session: SessionDep,
     response: Response,
-    wait_s: PreferWaitDep,
+    wait: PreferWaitDep,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", description=IDEMPOTENCY_KEY_DESCRIPTION)
     ] = None,
@@ -111,9 +111,8 @@ async def fit_model(
     job, rendered = await run_in_threadpool(
         _fit, current, raw, context, session, response, idempotency_key
     )
-    return await hold(
-        rendered, job, wait_s=wait_s, response=response, session=session, context=context
-    )
+    raw.release()  # the job is stored: a wait below holds neither bytes nor slot
+    return await hold(rendered, job, wait=wait, response=response, session=session, context=context)
 
 
 def _fit(
@@ -164,7 +163,7 @@ async def predict(
     context: ContextDep,
     session: SessionDep,
     response: Response,
-    wait_s: PreferWaitDep,
+    wait: PreferWaitDep,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", description=IDEMPOTENCY_KEY_DESCRIPTION)
     ] = None,
@@ -173,9 +172,8 @@ async def predict(
     job, rendered = await run_in_threadpool(
         _predict, current, model, raw, context, session, response, idempotency_key
     )
-    return await hold(
-        rendered, job, wait_s=wait_s, response=response, session=session, context=context
-    )
+    raw.release()  # the job is stored: a wait below holds neither bytes nor slot
+    return await hold(rendered, job, wait=wait, response=response, session=session, context=context)
 
 
 def _predict(
@@ -226,6 +224,7 @@ def _predict(
             *OWNED,
             ErrorCode.PAYLOAD_TOO_LARGE,
             ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode.REQUEST_TIMEOUT,
             ErrorCode.FIT_IN_PROGRESS,
             ErrorCode.DATASET_EXPIRED,
             ErrorCode.MODEL_DELETED,
@@ -243,7 +242,7 @@ async def refit_model(
     context: ContextDep,
     session: SessionDep,
     response: Response,
-    wait_s: PreferWaitDep,
+    wait: PreferWaitDep,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", description=IDEMPOTENCY_KEY_DESCRIPTION)
     ] = None,
@@ -256,9 +255,8 @@ async def refit_model(
     job, rendered = await run_in_threadpool(
         _refit, current, model, raw, context, session, response, idempotency_key
     )
-    return await hold(
-        rendered, job, wait_s=wait_s, response=response, session=session, context=context
-    )
+    raw.release()  # the job is stored: a wait below holds neither bytes nor slot
+    return await hold(rendered, job, wait=wait, response=response, session=session, context=context)
 
 
 def _refit(

@@ -197,7 +197,8 @@ CATALOGUE: dict[ErrorCode, CodeInfo] = {
     ),
     _C.REQUEST_TIMEOUT: CodeInfo(
         408,
-        "A large upload did not arrive within UPLOAD_READ_TIMEOUT_S of taking its upload slot.",
+        "A body did not arrive in time: a large upload within UPLOAD_READ_TIMEOUT_S of taking "
+        "its upload slot, any other body within 10 s.",
         "The upload did not arrive within 120 s (UPLOAD_READ_TIMEOUT_S); send it again, or in "
         "smaller parts.",
     ),
@@ -218,7 +219,11 @@ CATALOGUE: dict[ErrorCode, CodeInfo] = {
         "The TabPFN service cannot be reached to check the token; try again shortly.",
     ),
     _C.SERVICE_UNAVAILABLE: CodeInfo(
-        503, "The service cannot answer right now (`Retry-After`).", "Try again shortly."
+        503,
+        "The service cannot answer right now, e.g. every database connection of this API "
+        "process stayed busy for 15 s (`Retry-After`).",
+        "The service is busy: every database connection of this process stayed in use; "
+        "retry in a few seconds.",
     ),
     _C.HTTP_ERROR: CodeInfo(
         400, "Any other HTTP error raised by the framework (its status says which).", "Error"
@@ -309,8 +314,9 @@ def error_responses(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
 
 
 # What most routes share. A key's wrong secrets from one address are refused for a while
-# (429 RATE_LIMITED), on every route that takes a key.
-AUTH = (ErrorCode.UNAUTHORIZED, ErrorCode.RATE_LIMITED)
+# (429 RATE_LIMITED), on every route that takes a key; and a route that takes a key uses
+# the database, which answers 503 when the process's connections stay busy (api.admission).
+AUTH = (ErrorCode.UNAUTHORIZED, ErrorCode.RATE_LIMITED, ErrorCode.SERVICE_UNAVAILABLE)
 OWNED = (ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND)
 INVALID = (ErrorCode.VALIDATION_ERROR,)
 SUBMISSION = (

@@ -89,7 +89,10 @@ def _structured_frame(predictions: list[Any], quantiles: list[float] | None) -> 
 
 
 def to_rows(frame: pd.DataFrame, output_type: str) -> list[Any]:
-    """A stored table back to JSON rows."""
+    """A stored table back to JSON rows; a missing value (NaN in the table) is None, since
+    NaN is not JSON (Postgres refuses it in JSONB, and a client's parser would too)."""
+    if output_type not in STRUCTURED_OUTPUTS and frame.isna().to_numpy().any():
+        frame = frame.astype(object).where(frame.notna(), None)
     if output_type in ("probas", "quantiles"):
         return [list(row) for row in frame.itertuples(index=False, name=None)]
     if output_type in STRUCTURED_OUTPUTS:

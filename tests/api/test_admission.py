@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from api.admission import Admission, Ticket
+from api.deps import take_ticket
+from shared.errors import ServiceUnavailable
 
 
 def test_tickets_are_bounded_and_handed_on_in_order() -> None:
@@ -53,3 +57,30 @@ def test_a_waiter_that_gives_up_passes_its_turn_on() -> None:
         return admission.free
 
     assert asyncio.run(scenario()) == 1
+
+
+def test_a_ticket_not_free_in_time_is_a_timeout_and_passes_nothing_on() -> None:
+    async def scenario() -> int:
+        admission = Admission(1)
+        held = Ticket(admission)
+        await held.take()
+        late = Ticket(admission)
+        with pytest.raises(TimeoutError):
+            await late.take(0.05)
+        assert not late.held
+        held.release()
+        return admission.free
+
+    assert asyncio.run(scenario()) == 1
+
+
+def test_a_full_admission_answers_503_after_the_wait() -> None:
+    async def scenario() -> None:
+        admission = Admission(1)
+        await Ticket(admission).take()
+        with pytest.raises(ServiceUnavailable) as refused:
+            await take_ticket(Ticket(admission), timeout_s=0.05)
+        assert refused.value.status_code == 503
+        assert refused.value.headers == {"Retry-After": "2"}
+
+    asyncio.run(scenario())

@@ -11,7 +11,10 @@ which does not).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import re
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +29,8 @@ from sqlalchemy import make_url
 
 from api.prefer import requested_wait
 from shared.config import Settings
+from tests.api.test_upload_slots import CSV as UPLOAD_CSV
+from tests.api.test_upload_slots import FORM as UPLOAD_FORM
 from tests.support.api_server import ApiServer
 from tests.support.builders import Account, classification_data, register
 from tests.support.processes import ManagedProcess
@@ -176,7 +181,12 @@ def notified(settings: Settings, quiet_database: str, log_dir: Path) -> Iterator
 @pytest.fixture(scope="module")
 def rechecking(settings: Settings, quiet_database: str, log_dir: Path) -> Iterator[Quiet]:
     yield from _quiet(
-        settings, quiet_database, log_dir, "api-rechecking", PREFER_WAIT_RECHECK_S=0.3
+        settings,
+        quiet_database,
+        log_dir,
+        "api-rechecking",
+        PREFER_WAIT_RECHECK_S=0.3,
+        PREFER_WAIT_MAX_WAITERS_PER_USER=2,
     )
 
 
@@ -299,3 +309,157 @@ def _wait_for(condition: Any, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition never held")
         time.sleep(0.1)
+
+
+def test_one_user_holds_at_most_their_share_of_the_waits(rechecking: Quiet) -> None:
+    """PREFER_WAIT_MAX_WAITERS_PER_USER is 2: Alice's third wait is answered at once, and
+    Bob, another user, still waits."""
+    url = rechecking.server.url
+    with httpx.Client(base_url=url, timeout=60) as http:
+        alice, bob = register(http), register(http)
+        [alices_job] = _queued_fits(http, alice, 1)
+        [bobs_job] = _queued_fits(http, bob, 1)
+
+        async def scenario() -> tuple[httpx.Response, list[httpx.Response], httpx.Response]:
+            alice_waits = asyncio.create_task(_wait_on(url, alice, [alices_job] * 2))
+            await asyncio.to_thread(rechecking.wait_for_waiters, 2)
+            async with httpx.AsyncClient(base_url=url, timeout=120) as other:
+                refused = await other.get(
+                    f"/api/v1/jobs/{alices_job}", headers={**alice.headers, "Prefer": "wait=45"}
+                )
+                bob_waits = asyncio.create_task(_wait_on(url, bob, [bobs_job]))
+                await asyncio.to_thread(rechecking.wait_for_waiters, 3)
+                for job_id, account in ((alices_job, alice), (bobs_job, bob)):
+                    canceled = await other.post(
+                        f"/api/v1/jobs/{job_id}/cancel", headers=account.headers
+                    )
+                    assert canceled.status_code == 202, canceled.text
+            [bobs] = await bob_waits
+            return refused, await alice_waits, bobs
+
+        refused, alices, bobs = asyncio.run(scenario())
+    assert refused.status_code == 200 and refused.json()["status"] == "queued"
+    assert "preference-applied" not in refused.headers
+    assert "Prefer" in refused.headers["vary"]  # the header changes the answer
+    for held in [*alices, bobs]:
+        assert held.status_code == 200 and held.json()["status"] == "canceled", held.text
+        assert held.headers["preference-applied"] == "wait=45"
+
+
+def _prefer_waits(quiet: Quiet, outcome: str) -> float:
+    text = httpx.get(f"{quiet.server.url}/metrics", timeout=60).text
+    found = re.findall(
+        rf'^tabpfn_api_prefer_waits_total\{{[^}}]*outcome="{outcome}"[^}}]*\}} ([0-9.e+]+)$',
+        text,
+        re.M,
+    )
+    return sum(float(value) for value in found)
+
+
+def test_a_client_that_goes_away_ends_its_wait(notified: Quiet) -> None:
+    """A held request whose client disconnects stops waiting at once rather than holding
+    its place (and a waiter of the process's cap) for the rest of its N seconds."""
+    with httpx.Client(base_url=notified.server.url, timeout=60) as http:
+        account = register(http)
+        [job_id] = _queued_fits(http, account, 1)
+        before = _prefer_waits(notified, "disconnected")
+
+        async def scenario() -> None:
+            waiting = asyncio.create_task(_wait_on(notified.server.url, account, [job_id]))
+            await asyncio.to_thread(notified.wait_for_waiters, 1)
+            waiting.cancel()  # closes the connection
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+
+        asyncio.run(scenario())
+        _wait_for(lambda: notified.waiters() == 0, timeout=20)  # its wait was for 45 s
+        assert _prefer_waits(notified, "disconnected") == before + 1
+        assert http.post(f"/api/v1/jobs/{job_id}/cancel", headers=account.headers).is_success
+
+
+def test_a_waiting_upload_gives_back_its_slot(notified: Quiet) -> None:
+    """One user may hold two upload slots; three uploads sent one after another, each then
+    waiting for its job, are all held: a stored job gives its body and slot back before
+    the wait."""
+    url = notified.server.url
+    with httpx.Client(base_url=url, timeout=60) as http:
+        account = register(http)
+
+        async def scenario() -> list[httpx.Response]:
+            headers = {**account.headers, "Prefer": "wait=45"}
+            uploads: list[asyncio.Task[httpx.Response]] = []
+            async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+                for held in range(1, 4):
+                    uploads.append(
+                        asyncio.create_task(
+                            client.post(
+                                "/api/v1/models/fit",
+                                files={"file": ("d.csv", UPLOAD_CSV, "text/csv")},
+                                data=UPLOAD_FORM,
+                                headers=headers,
+                            )
+                        )
+                    )
+                    await asyncio.to_thread(
+                        _wait_for,
+                        lambda held=held: (
+                            notified.waiters() >= held or any(t.done() for t in uploads)
+                        ),
+                    )
+                    early = [task.result().text for task in uploads if task.done()]
+                    assert early == [], early
+                queued = await client.get(
+                    "/api/v1/jobs", params={"status": "queued"}, headers=account.headers
+                )
+                for job in queued.json()["items"]:
+                    await client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=account.headers)
+                return await asyncio.gather(*uploads)
+
+        answers = asyncio.run(scenario())
+    assert [answer.status_code for answer in answers] == [200] * 3
+    assert {answer.json()["status"] for answer in answers} == {"canceled"}
+
+
+def _raw_request(url: str, path: str, headers: dict[str, str], length: int) -> socket.socket:
+    """A connection with a POST's head sent and none of its `length`-byte body."""
+    address = httpx.URL(url)
+    connection = socket.create_connection((address.host, address.port or 80), timeout=60)
+    lines = [f"POST {path} HTTP/1.1", f"Host: {address.host}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines += ["Content-Type: application/json", f"Content-Length: {length}", "", ""]
+    connection.sendall("\r\n".join(lines).encode())
+    return connection
+
+
+def _raw_answer(connection: socket.socket) -> bytes:
+    chunks = []
+    while chunk := connection.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_slow_body_holds_no_database_connection(notified: Quiet) -> None:
+    """The process admits one request at a time to its database (DB_POOL_SIZE 1). Two
+    submissions send their heads and part of their bodies, then stall: other requests
+    are still answered meanwhile; the one that finishes its body is accepted, and the one
+    that never does is answered 408 after SMALL_BODY_READ_TIMEOUT_S."""
+    url = notified.server.url
+    body = json.dumps(_fit_body(20)).encode()
+    with httpx.Client(base_url=url, timeout=60) as http:
+        account = register(http)
+        slow = _raw_request(url, "/api/v1/models/fit", account.headers, len(body))
+        stalled = _raw_request(url, "/api/v1/models/fit", account.headers, len(body))
+        with slow, stalled:
+            slow.sendall(body[:10])
+            stalled.sendall(body[:10])
+            time.sleep(1)  # both authenticated and waiting for the rest of their bodies
+            me = http.get("/api/v1/users/me", headers=account.headers)
+            assert me.status_code == 200, me.text
+            slow.sendall(body[10:])
+            accepted = _raw_answer(slow)
+            timed_out = _raw_answer(stalled)
+        assert accepted.startswith(b"HTTP/1.1 202"), accepted[:300]
+        assert timed_out.startswith(b"HTTP/1.1 408"), timed_out[:300]
+        assert b"REQUEST_TIMEOUT" in timed_out
+        job_id = json.loads(accepted.split(b"\r\n\r\n", 1)[1])["id"]
+        assert http.post(f"/api/v1/jobs/{job_id}/cancel", headers=account.headers).is_success

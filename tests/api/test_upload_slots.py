@@ -231,3 +231,21 @@ def test_an_upload_that_does_not_arrive_in_time_frees_its_slot(
         assert after.status_code == 202, after.text
     finally:
         api.stop()
+
+
+def test_a_taken_slot_is_given_back_once_however_often_it_is_released() -> None:
+    slots = UploadSlots(2, wait_s=0, per_owner=1)
+
+    async def scenario() -> None:
+        give_back = await slots.take("alice")
+        give_back()
+        give_back()  # a second call frees nothing more
+        assert slots.in_use == 0
+        first = await slots.take("alice")
+        other = await slots.take("bob")
+        assert slots.in_use == 2
+        first()
+        other()
+
+    asyncio.run(scenario())
+    assert slots.in_use == 0 and slots.waiting == 0

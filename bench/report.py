@@ -82,9 +82,9 @@ the stand-in's own model work is memoised per upload so that it is not what is m
 Peak memory per worker process grows by about 30 MB with 32 slots, well within 1.5×.
 
 **`Prefer: wait` holds thousands of requests per API process.** A held request is an open
-socket and a future: about 50 KB of the API's memory each, no database connection and no
-thread (the listener thread and its one connection are shared), so other requests keep
-being answered while two thousand wait; their latency grows with the event loop's work of
+socket, a future and a task that notices a disconnect: about 50 KB of the API's memory
+each, no database connection and no thread (the listener thread and its one connection
+are shared), so other requests keep being answered while two thousand wait; their latency grows with the event loop's work of
 keeping those sockets, not with a pool or a thread running out. A held request is woken by
 the NOTIFY its job's final transition sends at commit, so a short prediction arrives one
 notification after it ends, where a client polling every 100 ms finds out on its next poll

@@ -175,13 +175,11 @@ async def _arrive(
     try:
         await asyncio.wait((task,), timeout=min(ARRIVAL_GRACE_S, timeout_s))
         if not task.done():
-            if session is None:
+            outside = contextlib.nullcontext() if session is None else outside_database(session)
+            async with outside:
                 await asyncio.wait((task,), timeout=timeout_s - ARRIVAL_GRACE_S)
-            else:
-                async with outside_database(session):
-                    await asyncio.wait((task,), timeout=timeout_s - ARRIVAL_GRACE_S)
-        if not task.done():
-            raise _too_slow(what, timeout_s)
+                if not task.done():
+                    raise _too_slow(what, timeout_s)
         return task.result()
     finally:
         if not task.done():

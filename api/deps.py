@@ -79,14 +79,13 @@ async def take_ticket(ticket: Ticket, timeout_s: float = ADMISSION_WAIT_S) -> No
 @asynccontextmanager
 async def outside_database(session: Session) -> AsyncIterator[None]:
     """The request's connection and admission given back while the block waits on something
-    else (a body arriving, an upload slot), then its admission taken again."""
+    else (a body arriving, an upload slot), then its admission taken again. A block that
+    raises ends the request, which needs the database no more: no admission is taken."""
     await run_in_threadpool(session.commit)  # ends the transaction: the connection goes back
     ticket: Ticket = session.info["ticket"]
     ticket.release()
-    try:
-        yield
-    finally:
-        await take_ticket(ticket)
+    yield
+    await take_ticket(ticket)
 
 
 def done_with_database(session: Session) -> None:

@@ -160,20 +160,21 @@ async def _wait_while_connected(context: AppContext, waiter: Waiter, wait: WaitR
     """Wait for the job as `wait` asks; False when the client disconnected first."""
     assert wait.seconds is not None
     watching = asyncio.ensure_future(_until_disconnected(wait.request))
+    waiting = asyncio.ensure_future(context.waiters.wait(waiter, wait.seconds))
     try:
-        waiting = asyncio.ensure_future(context.waiters.wait(waiter, wait.seconds))
         done, _ = await asyncio.wait((waiting, watching), return_when=asyncio.FIRST_COMPLETED)
         if waiting in done:
             return True
-        waiting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        if watching.exception() is not None:  # the server would not say: wait unwatched
             await waiting
+            return True
         metrics.PREFER_WAITS.labels("disconnected").inc()
         return False
     finally:
-        watching.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watching
+        for task in (waiting, watching):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 # Between two messages from the server that are not the disconnect (a server that sends

@@ -14,8 +14,8 @@ A body that is slow to arrive holds nothing it does not need: a large one gives 
 request's database connection and admission back (`api.deps.outside_database`) before it
 waits for its upload slot and its bytes; a small one does so once it has taken longer than
 ARRIVAL_GRACE_S, so the usual body, already on the socket, costs no extra round trip. Every
-read has a deadline (UPLOAD_READ_TIMEOUT_S for a submission taking an upload slot,
-SMALL_BODY_READ_TIMEOUT_S otherwise): 408 REQUEST_TIMEOUT past it. The routes give the
+read has a deadline (SMALL_BODY_READ_TIMEOUT_S for a body up to MAX_SMALL_BODY_BYTES,
+UPLOAD_READ_TIMEOUT_S for a larger one): 408 REQUEST_TIMEOUT past it. The routes give the
 body's bytes and upload slot back (`RawBody.release`) once they have stored the job, so a
 request that then waits with `Prefer: wait` holds neither.
 """
@@ -46,7 +46,8 @@ from shared.errors import RequestTimeout, UnsupportedMediaType, ValidationFailed
 MAX_FORM_FIELDS = 30
 # A body still arriving after this long gives the request's database connection back.
 ARRIVAL_GRACE_S = 0.05
-# Bodies read without an upload slot (at most LARGE_BODY_BYTES) arrive within this or 408.
+# Bodies up to MAX_SMALL_BODY_BYTES arrive within this or 408 (larger ones, within
+# UPLOAD_READ_TIMEOUT_S).
 SMALL_BODY_READ_TIMEOUT_S = 10.0
 ModelT = TypeVar("ModelT", bound=BaseModel)
 T = TypeVar("T")
@@ -133,13 +134,24 @@ async def read_body(
     if _is_large(request, multipart):
         raw = await _read_large(request, multipart, context, session, owner=str(current.id))
     else:
+        timeout_s, setting = _deadline(request, context)
         raw = await _arrive(
-            _read(request, multipart), session, timeout_s=SMALL_BODY_READ_TIMEOUT_S, what="body"
+            _read(request, multipart), session, timeout_s=timeout_s, what="body", setting=setting
         )
     try:
         yield raw
     finally:
         raw.release()
+
+
+def _deadline(request: Request, context: AppContext) -> tuple[float, str | None]:
+    """How long a body without an upload slot may take to arrive: SMALL_BODY_READ_TIMEOUT_S
+    up to MAX_SMALL_BODY_BYTES, and UPLOAD_READ_TIMEOUT_S for a larger one (up to
+    LARGE_BODY_BYTES), so a slow link still gets a megabyte through."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) <= context.settings.MAX_SMALL_BODY_BYTES:
+        return SMALL_BODY_READ_TIMEOUT_S, None
+    return context.settings.UPLOAD_READ_TIMEOUT_S, "UPLOAD_READ_TIMEOUT_S"
 
 
 async def _read_large(
@@ -166,7 +178,12 @@ async def _read_large(
 
 
 async def _arrive(
-    reading: Coroutine[Any, Any, T], session: Session | None, *, timeout_s: float, what: str
+    reading: Coroutine[Any, Any, T],
+    session: Session | None,
+    *,
+    timeout_s: float,
+    what: str,
+    setting: str | None = None,
 ) -> T:
     """`reading` within `timeout_s` (408 otherwise). If it has not finished within
     ARRIVAL_GRACE_S, the request's database connection and admission are given back while
@@ -174,18 +191,19 @@ async def _arrive(
     task = asyncio.ensure_future(reading)
     try:
         await asyncio.wait((task,), timeout=min(ARRIVAL_GRACE_S, timeout_s))
-        if not task.done():
-            outside = contextlib.nullcontext() if session is None else outside_database(session)
-            async with outside:
-                await asyncio.wait((task,), timeout=timeout_s - ARRIVAL_GRACE_S)
-                if not task.done():
-                    raise _too_slow(what, timeout_s)
-        return task.result()
+        if task.done():
+            return task.result()
+        outside = contextlib.nullcontext() if session is None else outside_database(session)
+        async with outside:
+            await asyncio.wait((task,), timeout=timeout_s - ARRIVAL_GRACE_S)
+            if not task.done():
+                raise _too_slow(what, timeout_s, setting)
+            # Inside the block: a read that failed raises here, before being admitted again.
+            return task.result()
     finally:
         if not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def _too_slow(what: str, timeout_s: float, setting: str | None = None) -> RequestTimeout:

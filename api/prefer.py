@@ -16,7 +16,8 @@ renders the job; when the client asked to wait and the job has not ended, `hold(
 4. is admitted again, reads the job and answers it: 200 when it ended, else the route's usual status
    (202 for the POSTs) with a fresh `Retry-After`.
 
-Every answer of these routes carries `Vary: Prefer`: the header changes what comes back.
+The answers these routes return carry `Vary: Prefer`: the header changes what comes back
+(error answers do not depend on it).
 
 `Preference-Applied: wait=N` says the preference was honoured (N after clamping: a bare
 `wait`, or any N above 60, means 60). A value that is not a number is ignored, as RFC 7240
@@ -26,7 +27,6 @@ asks of preferences a server does not understand; `wait=0` means do not wait.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
 from typing import Annotated
@@ -42,7 +42,7 @@ from api.deps import take_ticket
 from api.job_waiters import Waiter
 from api.services.polling import set_poll_headers
 from shared import metrics
-from shared.errors import NotFound
+from shared.errors import NotFound, ServiceUnavailable
 from shared.jobs.schemas import JobOut, job_out
 from shared.models import Job, JobStatus
 
@@ -149,7 +149,12 @@ async def hold(
         ticket.release()
         if not ended and not await _wait_while_connected(context, waiter, wait):
             return rendered  # the client has gone: nobody reads the answer
-    await take_ticket(ticket)
+    try:
+        await take_ticket(ticket)
+    except ServiceUnavailable:
+        # The job exists (a POST stored it): its usual answer, with where to poll, rather
+        # than a 503 that would invite a client to submit it again.
+        return rendered
     current = await run_in_threadpool(reread, session, context, response, job)
     if current.status.is_final:
         response.status_code = 200
@@ -173,8 +178,7 @@ async def _wait_while_connected(context: AppContext, waiter: Waiter, wait: WaitR
     finally:
         for task in (waiting, watching):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await asyncio.gather(waiting, watching, return_exceptions=True)
 
 
 # Between two messages from the server that are not the disconnect (a server that sends

@@ -197,8 +197,8 @@ CATALOGUE: dict[ErrorCode, CodeInfo] = {
     ),
     _C.REQUEST_TIMEOUT: CodeInfo(
         408,
-        "A body did not arrive in time: a large upload within UPLOAD_READ_TIMEOUT_S of taking "
-        "its upload slot, any other body within 10 s.",
+        "A body did not arrive in time: one up to MAX_SMALL_BODY_BYTES within 10 s, a larger "
+        "one within UPLOAD_READ_TIMEOUT_S (of taking its upload slot, for a large upload).",
         "The upload did not arrive within 120 s (UPLOAD_READ_TIMEOUT_S); send it again, or in "
         "smaller parts.",
     ),

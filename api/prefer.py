@@ -42,7 +42,7 @@ from api.deps import take_ticket
 from api.job_waiters import Waiter
 from api.services.polling import set_poll_headers
 from shared import metrics
-from shared.errors import NotFound, ServiceUnavailable
+from shared.errors import NotFound, PayloadTooLarge, ServiceUnavailable
 from shared.jobs.schemas import JobOut, job_out
 from shared.models import Job, JobStatus
 
@@ -162,7 +162,8 @@ async def hold(
 
 
 async def _wait_while_connected(context: AppContext, waiter: Waiter, wait: WaitRequest) -> bool:
-    """Wait for the job as `wait` asks; False when the client disconnected first."""
+    """Wait for the job as `wait` asks; False when the client disconnected first, or sent
+    a body over its cap (a GET's unread body, seen by the watch: the middleware answers 413)."""
     assert wait.seconds is not None
     watching = asyncio.ensure_future(_until_disconnected(wait.request))
     waiting = asyncio.ensure_future(context.waiters.wait(waiter, wait.seconds))
@@ -170,7 +171,10 @@ async def _wait_while_connected(context: AppContext, waiter: Waiter, wait: WaitR
         done, _ = await asyncio.wait((waiting, watching), return_when=asyncio.FIRST_COMPLETED)
         if waiting in done:
             return True
-        if watching.exception() is not None:  # the server would not say: wait unwatched
+        failure = watching.exception()
+        if isinstance(failure, PayloadTooLarge):  # a body over its cap: 413 now, not after
+            return False
+        if failure is not None:  # the server would not say: wait unwatched
             await waiting
             return True
         metrics.PREFER_WAITS.labels("disconnected").inc()

@@ -463,3 +463,26 @@ def test_a_slow_body_holds_no_database_connection(notified: Quiet) -> None:
         assert b"REQUEST_TIMEOUT" in timed_out
         job_id = json.loads(accepted.split(b"\r\n\r\n", 1)[1])["id"]
         assert http.post(f"/api/v1/jobs/{job_id}/cancel", headers=account.headers).is_success
+
+
+def test_a_wait_with_a_body_over_its_cap_is_answered_413_at_once(
+    settings: Settings, notified: Quiet
+) -> None:
+    """`GET /jobs/{id}` reads no body, so a body sent with it is first read by the wait's
+    disconnect watch. Over the small-body cap, that is a 413 now, not after the 45 s wait
+    (the client here gives up after 20 s). Declared by Content-Length, and streamed."""
+    oversize = b"x" * (settings.MAX_SMALL_BODY_BYTES + 1)  # the quiet process's too
+
+    def streamed() -> Iterator[bytes]:
+        yield oversize
+
+    with httpx.Client(base_url=notified.server.url, timeout=20) as http:
+        account = register(http)
+        [job_id] = _queued_fits(http, account, 1)
+        headers = {**account.headers, "Prefer": "wait=45"}
+        for content in (oversize, streamed()):
+            answer = http.request("GET", f"/api/v1/jobs/{job_id}", content=content, headers=headers)
+            assert answer.status_code == 413, answer.text
+            assert answer.json()["code"] == "PAYLOAD_TOO_LARGE"
+        _wait_for(lambda: notified.waiters() == 0, timeout=10)
+        assert http.post(f"/api/v1/jobs/{job_id}/cancel", headers=account.headers).is_success

@@ -26,8 +26,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 from shared.errors import ServiceUnavailable, TooManyUploads
 
@@ -146,23 +145,15 @@ class UploadSlots:
         except BaseException:
             self._uncount(owner)
             raise
-        given_back = threading.Event()
+        held = True
 
         def give_back() -> None:
+            nonlocal held
             with self._lock:
-                if given_back.is_set():
+                if not held:
                     return
-                given_back.set()
+                held = False
             self.release()
             self._uncount(owner)
 
         return give_back
-
-    @asynccontextmanager
-    async def hold(self, owner: str = "") -> AsyncIterator[None]:
-        """A slot for the duration of the block (errors as `take`)."""
-        give_back = await self.take(owner)
-        try:
-            yield
-        finally:
-            give_back()
